@@ -1,0 +1,1 @@
+"""The library behind the function app: everything here is testable without the Functions host."""

@@ -1,0 +1,101 @@
+"""The one place that reads the app's settings (app settings in Azure, local.settings.json locally)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Mapping
+
+DEFAULT_OMNISEND_API_URL = "https://api.omnisend.com/api"
+DEFAULT_SCHEDULE = "0 0 2 * * *"
+
+# Every setting name the app reads. infra/ must set each of these (tests/test_infra.py checks it).
+SETTING_NAMES = (
+    "AzureWebJobsStorage",
+    "KEY_VAULT_URL",
+    "SEGMENTS_CONTAINER",
+    "STATE_CONTAINER",
+    "EXPORT_QUEUE",
+    "EXPORT_SCHEDULE",
+    "OMNISEND_API_URL",
+    "AZURE_CLIENT_ID",
+)
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """How to reach the storage account: a connection string (Azurite, local) or identity (Azure)."""
+
+    connection_string: str | None = None
+    account_name: str | None = None
+    blob_service_uri: str | None = None
+    queue_service_uri: str | None = None
+    table_service_uri: str | None = None
+    client_id: str | None = None
+
+    @property
+    def uses_identity(self) -> bool:
+        return not self.connection_string
+
+    def __repr__(self) -> str:  # a connection string may carry an account key
+        return f"StorageSettings(account={self.account_name or 'connection string'})"
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: StorageSettings
+    segments_container: str = "segments"
+    state_container: str = "export-state"
+    export_queue: str = "export-chunks"
+    export_schedule: str = DEFAULT_SCHEDULE
+    omnisend_api_url: str = DEFAULT_OMNISEND_API_URL
+    key_vault_url: str | None = None
+    azure_client_id: str | None = None
+    local_secrets_dir: str = os.path.join(os.path.expanduser("~"), ".omnisend-export", "secrets")
+    chunk_rows: int = 1000
+
+    @property
+    def poison_queue(self) -> str:
+        return f"{self.export_queue}-poison"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+
+        def get(name: str, default: str | None = None) -> str | None:
+            value = env.get(name)
+            return value.strip() if value and value.strip() else default
+
+        storage = StorageSettings(
+            connection_string=get("AzureWebJobsStorage"),
+            account_name=get("AzureWebJobsStorage__accountName"),
+            blob_service_uri=get("AzureWebJobsStorage__blobServiceUri"),
+            queue_service_uri=get("AzureWebJobsStorage__queueServiceUri"),
+            table_service_uri=get("AzureWebJobsStorage__tableServiceUri"),
+            client_id=get("AzureWebJobsStorage__clientId") or get("AZURE_CLIENT_ID"),
+        )
+        chunk_rows = get("CHUNK_ROWS", "1000")
+        try:
+            rows = int(chunk_rows)
+        except ValueError:
+            raise ValueError(f"setting CHUNK_ROWS must be a whole number, got {chunk_rows!r}") from None
+        if not 100 <= rows <= 5000:
+            raise ValueError(f"setting CHUNK_ROWS must be between 100 and 5000, got {rows}")
+        return cls(
+            storage=storage,
+            segments_container=get("SEGMENTS_CONTAINER", "segments"),
+            state_container=get("STATE_CONTAINER", "export-state"),
+            export_queue=get("EXPORT_QUEUE", "export-chunks"),
+            export_schedule=get("EXPORT_SCHEDULE", DEFAULT_SCHEDULE),
+            omnisend_api_url=get("OMNISEND_API_URL", DEFAULT_OMNISEND_API_URL).rstrip("/"),
+            key_vault_url=get("KEY_VAULT_URL"),
+            azure_client_id=get("AZURE_CLIENT_ID"),
+            local_secrets_dir=get("LOCAL_SECRETS_DIR", cls.local_secrets_dir),
+            chunk_rows=rows,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once (the host restarts the worker when settings change)."""
+    return Settings.from_env()
