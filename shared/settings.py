@@ -9,17 +9,8 @@ from typing import Mapping
 DEFAULT_OMNISEND_API_URL = "https://api.omnisend.com/api"
 DEFAULT_SCHEDULE = "0 0 2 * * *"
 
-# Every setting name the app reads. infra/ must set each of these (tests/test_infra.py checks it).
-SETTING_NAMES = (
-    "AzureWebJobsStorage",
-    "KEY_VAULT_URL",
-    "SEGMENTS_CONTAINER",
-    "STATE_CONTAINER",
-    "EXPORT_QUEUE",
-    "EXPORT_SCHEDULE",
-    "OMNISEND_API_URL",
-    "AZURE_CLIENT_ID",
-)
+# Settings that only make sense on a developer's machine; the Azure templates never set them.
+LOCAL_ONLY_SETTINGS = ("AzureWebJobsStorage", "LOCAL_SECRETS_DIR")
 
 
 @dataclass(frozen=True)
