@@ -1,0 +1,337 @@
+"""Connections and exports: typed documents stored as JSON blobs in the state container.
+
+Blobs are `connections/<id>.json` and `exports/<id>.json`. Every write is conditional (ETag), so two
+writers never silently overwrite each other: a create fails if the blob exists, a replace fails if
+the blob changed since it was read.
+
+A connection stores the *name* of the Key Vault secret that holds the Omnisend API key, never the key.
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import ContainerClient, ContentSettings
+
+from .settings import Settings
+from .storage import container
+
+CONNECTION_TYPE = "omnisend"
+USABLE_BY_VALUES = ("admins", "adminsAndContributors")
+RUN_ON_VALUES = ("schedule", "upload")
+DEFAULT_REQUESTS_PER_MINUTE = 400
+DEFAULT_TAG_REQUESTS_PER_MINUTE = 60
+
+# Ids become blob names: keep them to a safe alphabet so a path segment can never escape its folder.
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def is_valid_id(value: str) -> bool:
+    return bool(_ID_PATTERN.match(value))
+
+
+def utc_now() -> str:
+    """An ISO 8601 UTC timestamp with a `Z`, the format of every timestamp in documents and the API."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class DocumentError(Exception):
+    """A stored document cannot be read (corrupt JSON or missing fields): names the blob."""
+
+
+class DocumentNotFoundError(DocumentError, LookupError):
+    def __init__(self, kind: str, doc_id: str) -> None:
+        super().__init__(f"{kind} {doc_id!r} does not exist")
+        self.kind = kind
+        self.doc_id = doc_id
+
+
+class DocumentConflictError(DocumentError):
+    """A conditional write lost: the document exists already (create) or changed since it was read."""
+
+    def __init__(self, kind: str, doc_id: str, reason: str) -> None:
+        super().__init__(f"{kind} {doc_id!r} {reason}")
+        self.kind = kind
+        self.doc_id = doc_id
+
+
+class _Reader:
+    """Reads fields of one stored document, naming the blob and field when something is off."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise DocumentError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        self.data = data
+        self.where = where
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ..., *, nullable: bool = False) -> Any:
+        if name not in self.data:
+            if default is ...:
+                raise DocumentError(f"{self.where}: field {name!r} is missing")
+            return default
+        value = self.data[name]
+        if value is None and nullable:
+            return None
+        wrong_bool = isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))
+        if not isinstance(value, kind) or wrong_bool:
+            raise DocumentError(f"{self.where}: field {name!r} has type {type(value).__name__}")
+        return value
+
+    def string_list(self, name: str) -> list[str]:
+        values = self.get(name, list)
+        if not all(isinstance(value, str) for value in values):
+            raise DocumentError(f"{self.where}: field {name!r} must be a list of strings")
+        return list(values)
+
+
+@dataclass
+class Connection:
+    """An Omnisend connection: who may use it, its rate budget, and where its key lives."""
+
+    id: str
+    display_name: str
+    secret_name: str  # name of the Key Vault secret holding the API key; the key itself is never stored here
+    export_user: str  # the identity exports on this connection run as (the admin who created it)
+    consent_at: str  # when the data-privacy statement was agreed to
+    created_at: str
+    created_by: str
+    type: str = CONNECTION_TYPE
+    usable_by: str = "admins"
+    contact_limit: int | None = None
+    requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+    tag_requests_per_minute: int = DEFAULT_TAG_REQUESTS_PER_MINUTE
+    etag: str | None = field(default=None, compare=False, repr=False)  # set when read from storage
+
+    @property
+    def usable_by_contributors(self) -> bool:
+        return self.usable_by == "adminsAndContributors"
+
+    def to_api(self, *, full: bool) -> dict[str, Any]:
+        """The API view: contributors (full=False) see only id, display name and type."""
+        summary = {"id": self.id, "displayName": self.display_name, "type": self.type}
+        if not full:
+            return summary
+        return {
+            **summary,
+            "usableBy": self.usable_by,
+            "exportUser": self.export_user,
+            "consentAt": self.consent_at,
+            "contactLimit": self.contact_limit,
+            "requestsPerMinute": self.requests_per_minute,
+            "tagRequestsPerMinute": self.tag_requests_per_minute,
+            "createdAt": self.created_at,
+            "createdBy": self.created_by,
+        }
+
+    def to_document(self) -> dict[str, Any]:
+        return {**self.to_api(full=True), "secretName": self.secret_name}
+
+    @classmethod
+    def from_document(cls, data: Any, where: str) -> "Connection":
+        doc = _Reader(data, where)
+        return cls(
+            id=doc.get("id", str),
+            display_name=doc.get("displayName", str),
+            type=doc.get("type", str, CONNECTION_TYPE),
+            usable_by=doc.get("usableBy", str, "admins"),
+            secret_name=doc.get("secretName", str),
+            export_user=doc.get("exportUser", str),
+            consent_at=doc.get("consentAt", str),
+            contact_limit=doc.get("contactLimit", int, None, nullable=True),
+            requests_per_minute=doc.get("requestsPerMinute", int, DEFAULT_REQUESTS_PER_MINUTE),
+            tag_requests_per_minute=doc.get("tagRequestsPerMinute", int, DEFAULT_TAG_REQUESTS_PER_MINUTE),
+            created_at=doc.get("createdAt", str),
+            created_by=doc.get("createdBy", str),
+        )
+
+
+@dataclass
+class Export:
+    """An export: which segments go to which connection, how fields map, and what starts its runs."""
+
+    id: str
+    display_name: str
+    connection_id: str
+    segments: list[str]
+    mapping: dict[str, str]  # a FieldMapping as its camelCase dict, e.g. {"email": "EMail", "firstName": ...}
+    created_at: str
+    updated_at: str
+    created_by: str
+    run_on: list[str] = field(default_factory=lambda: list(RUN_ON_VALUES))
+    tag_contacts: bool = True
+    etag: str | None = field(default=None, compare=False, repr=False)  # set when read from storage
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "displayName": self.display_name,
+            "connectionId": self.connection_id,
+            "segments": list(self.segments),
+            "mapping": dict(self.mapping),
+            "runOn": list(self.run_on),
+            "tagContacts": self.tag_contacts,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "createdBy": self.created_by,
+        }
+
+    def to_document(self) -> dict[str, Any]:
+        return self.to_api()
+
+    @classmethod
+    def from_document(cls, data: Any, where: str) -> "Export":
+        doc = _Reader(data, where)
+        mapping = doc.get("mapping", dict)
+        if not all(isinstance(key, str) and isinstance(value, str) for key, value in mapping.items()):
+            raise DocumentError(f"{where}: field 'mapping' must map names to column names (strings)")
+        return cls(
+            id=doc.get("id", str),
+            display_name=doc.get("displayName", str),
+            connection_id=doc.get("connectionId", str),
+            segments=doc.string_list("segments"),
+            mapping=dict(mapping),
+            run_on=doc.string_list("runOn"),
+            tag_contacts=doc.get("tagContacts", bool, True),
+            created_at=doc.get("createdAt", str),
+            updated_at=doc.get("updatedAt", str),
+            created_by=doc.get("createdBy", str),
+        )
+
+
+
+class _Collection:
+    """One folder of JSON documents in the state container, with conditional writes."""
+
+    def __init__(self, client: Callable[[], ContainerClient], folder: str, kind: str,
+                 parse: Callable[[Any, str], Any]) -> None:
+        self._client = client
+        self.folder = folder
+        self.kind = kind
+        self._parse = parse
+
+    def _blob_name(self, doc_id: str) -> str:
+        if not is_valid_id(doc_id):
+            # Never build a blob name from an unchecked id; an invalid id cannot name a stored document.
+            raise DocumentNotFoundError(self.kind, doc_id)
+        return f"{self.folder}/{doc_id}.json"
+
+    def get(self, doc_id: str):
+        name = self._blob_name(doc_id)
+        try:
+            downloader = self._client().download_blob(name)
+        except ResourceNotFoundError:
+            raise DocumentNotFoundError(self.kind, doc_id) from None
+        return self._decode(downloader.readall(), name, downloader.properties.etag)
+
+    def list(self) -> Iterator[Any]:
+        client = self._client()
+        for blob in client.list_blobs(name_starts_with=f"{self.folder}/"):
+            try:
+                downloader = client.download_blob(blob.name)
+            except ResourceNotFoundError:
+                continue  # deleted between listing and reading
+            yield self._decode(downloader.readall(), blob.name, downloader.properties.etag)
+
+    def put(self, doc_id: str, document: dict[str, Any], if_match: str | None) -> str:
+        """Create (if_match None: only if absent) or replace (only if the ETag still matches); new ETag."""
+        name = self._blob_name(doc_id)
+        data = json.dumps(document, indent=2, sort_keys=True).encode("utf-8")
+        content = ContentSettings(content_type="application/json")
+        blob = self._client().get_blob_client(name)
+        try:
+            if if_match is None:
+                result = blob.upload_blob(data, overwrite=False, content_settings=content)
+            else:
+                result = blob.upload_blob(
+                    data, overwrite=True, content_settings=content,
+                    etag=if_match, match_condition=MatchConditions.IfNotModified,
+                )
+        except ResourceExistsError:
+            raise DocumentConflictError(self.kind, doc_id, "already exists") from None
+        except ResourceModifiedError:
+            raise DocumentConflictError(self.kind, doc_id, "was changed by someone else; read it again") from None
+        except ResourceNotFoundError:
+            raise DocumentNotFoundError(self.kind, doc_id) from None
+        return result["etag"]
+
+    def delete(self, doc_id: str, if_match: str | None) -> None:
+        name = self._blob_name(doc_id)
+        conditions = {} if if_match is None else {"etag": if_match, "match_condition": MatchConditions.IfNotModified}
+        try:
+            self._client().delete_blob(name, **conditions)
+        except ResourceNotFoundError:
+            raise DocumentNotFoundError(self.kind, doc_id) from None
+        except ResourceModifiedError:
+            raise DocumentConflictError(self.kind, doc_id, "was changed by someone else; read it again") from None
+
+    def _decode(self, raw: bytes, blob_name: str, etag: str):
+        where = f"blob {blob_name!r}"
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise DocumentError(f"{where} is not valid JSON: {error}") from None
+        document = self._parse(data, where)
+        document.etag = etag
+        return document
+
+
+class DocumentStore:
+    """Connections and exports of one app (its state container), created on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._container: ContainerClient | None = None
+        self._connections = _Collection(self._client, "connections", "connection", Connection.from_document)
+        self._exports = _Collection(self._client, "exports", "export", Export.from_document)
+
+    def _client(self) -> ContainerClient:
+        if self._container is None:
+            client = container(self.settings, self.settings.state_container)
+            try:
+                client.create_container()
+            except ResourceExistsError:
+                pass
+            self._container = client
+        return self._container
+
+    # Connections
+    def get_connection(self, connection_id: str) -> Connection:
+        return self._connections.get(connection_id)
+
+    def list_connections(self) -> list[Connection]:
+        return sorted(self._connections.list(), key=lambda item: (item.created_at, item.id))
+
+    def put_connection(self, connection: Connection, *, if_match: str | None = None) -> str:
+        """Create (if_match None) or replace (if_match = the ETag read); sets and returns the new ETag."""
+        connection.etag = self._connections.put(connection.id, connection.to_document(), if_match)
+        return connection.etag
+
+    def delete_connection(self, connection_id: str, *, if_match: str | None = None) -> None:
+        self._connections.delete(connection_id, if_match)
+
+    # Exports
+    def get_export(self, export_id: str) -> Export:
+        return self._exports.get(export_id)
+
+    def list_exports(self, connection_id: str | None = None) -> list[Export]:
+        exports = (item for item in self._exports.list()
+                   if connection_id is None or item.connection_id == connection_id)
+        return sorted(exports, key=lambda item: (item.created_at, item.id))
+
+    def put_export(self, export: Export, *, if_match: str | None = None) -> str:
+        """Create (if_match None) or replace (if_match = the ETag read); sets and returns the new ETag."""
+        export.etag = self._exports.put(export.id, export.to_document(), if_match)
+        return export.etag
+
+    def delete_export(self, export_id: str, *, if_match: str | None = None) -> None:
+        self._exports.delete(export_id, if_match)

@@ -1,0 +1,125 @@
+"""Connections and exports stored as JSON blobs in Azurite, with ETag concurrency."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.documents import (
+    Connection,
+    DocumentConflictError,
+    DocumentError,
+    DocumentNotFoundError,
+    DocumentStore,
+    Export,
+    utc_now,
+)
+from shared.storage import container
+
+
+def make_connection(connection_id: str = "conn-1", **changes) -> Connection:
+    now = utc_now()
+    values = dict(
+        id=connection_id, display_name="Shop", secret_name=f"omnisend-{connection_id}",
+        export_user="admin@example.com", consent_at=now, created_at=now, created_by="admin@example.com",
+    )
+    return Connection(**{**values, **changes})
+
+
+def make_export(export_id: str = "exp-1", connection_id: str = "conn-1", **changes) -> Export:
+    now = utc_now()
+    values = dict(
+        id=export_id, display_name="VIPs", connection_id=connection_id, segments=["Vip"],
+        mapping={"email": "EMail", "firstName": "FirstName"}, created_at=now, updated_at=now,
+        created_by="admin@example.com",
+    )
+    return Export(**{**values, **changes})
+
+
+@pytest.fixture()
+def store(settings) -> DocumentStore:
+    return DocumentStore(settings)
+
+
+def test_connection_round_trips_and_creates_the_state_container(store, settings):
+    connection = make_connection(usable_by="adminsAndContributors", contact_limit=500)
+    store.put_connection(connection)
+
+    loaded = store.get_connection("conn-1")
+    assert loaded == connection
+    assert loaded.etag == connection.etag is not None
+    assert container(settings, settings.state_container).exists()
+
+
+def test_stored_connection_holds_the_secret_name_only(store, settings):
+    store.put_connection(make_connection())
+    raw = container(settings, settings.state_container).download_blob("connections/conn-1.json").readall()
+    document = json.loads(raw)
+    assert document["secretName"] == "omnisend-conn-1"
+    assert not {"apiKey", "key", "secret"} & set(document)
+
+
+def test_contributors_see_only_id_name_and_type(store):
+    connection = make_connection()
+    assert connection.to_api(full=False) == {"id": "conn-1", "displayName": "Shop", "type": "omnisend"}
+    full = connection.to_api(full=True)
+    assert full["exportUser"] == "admin@example.com"
+    assert full["requestsPerMinute"] == 400 and full["tagRequestsPerMinute"] == 60
+    assert "secretName" not in full
+
+
+def test_creating_twice_conflicts(store):
+    store.put_connection(make_connection())
+    with pytest.raises(DocumentConflictError, match="already exists"):
+        store.put_connection(make_connection(display_name="Other"))
+    assert store.get_connection("conn-1").display_name == "Shop"
+
+
+def test_replace_with_a_stale_etag_conflicts(store):
+    store.put_export(make_export())
+    first = store.get_export("exp-1")
+    second = store.get_export("exp-1")
+
+    first.display_name = "First writer"
+    store.put_export(first, if_match=first.etag)
+    second.display_name = "Second writer"
+    with pytest.raises(DocumentConflictError, match="changed by someone else"):
+        store.put_export(second, if_match=second.etag)
+    assert store.get_export("exp-1").display_name == "First writer"
+
+
+def test_missing_documents_raise_lookup_errors(store):
+    with pytest.raises(LookupError):
+        store.get_export("nope")
+    with pytest.raises(DocumentNotFoundError, match="connection 'nope' does not exist"):
+        store.get_connection("nope")
+    with pytest.raises(DocumentNotFoundError):
+        store.delete_export("nope")
+
+
+@pytest.mark.parametrize("bad_id", ["../connections/x", "a/b", "", "x" * 65, "ä"])
+def test_ids_that_could_escape_their_folder_are_never_found(store, bad_id):
+    with pytest.raises(DocumentNotFoundError):
+        store.get_connection(bad_id)
+
+
+def test_list_exports_filters_by_connection(store):
+    store.put_export(make_export("e1", "c1"))
+    store.put_export(make_export("e2", "c2"))
+    store.put_export(make_export("e3", "c1"))
+    assert {item.id for item in store.list_exports()} == {"e1", "e2", "e3"}
+    assert {item.id for item in store.list_exports(connection_id="c1")} == {"e1", "e3"}
+    store.delete_export("e1")
+    assert [item.id for item in store.list_exports(connection_id="c1")] == ["e3"]
+
+
+def test_a_corrupt_document_names_its_blob(store, settings):
+    store.put_export(make_export())  # creates the container
+    client = container(settings, settings.state_container)
+    client.upload_blob("exports/broken.json", b'{"id": "broken"', overwrite=True)
+    with pytest.raises(DocumentError, match="exports/broken.json.*not valid JSON"):
+        store.get_export("broken")
+    wrong_type = {**make_export("broken").to_document(), "displayName": 3}
+    client.upload_blob("exports/broken.json", json.dumps(wrong_type), overwrite=True)
+    with pytest.raises(DocumentError, match="exports/broken.json.*'displayName'"):
+        store.get_export("broken")
