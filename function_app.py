@@ -1,0 +1,64 @@
+"""Azure Functions app (Python v2 programming model): thin glue over `shared/`.
+
+Each trigger parses its input, calls one function in `shared/`, and shapes the output.
+"""
+import logging
+
+import azure.functions as func
+
+from shared import api, runs
+from shared.settings import get_settings
+
+app = func.FunctionApp()
+log = logging.getLogger(__name__)
+
+
+@app.function_name("api")
+@app.route(
+    route="{*path}",
+    methods=["GET", "POST", "PUT", "DELETE"],
+    auth_level=func.AuthLevel.FUNCTION,
+)
+def http_api(req: func.HttpRequest) -> func.HttpResponse:
+    request = api.ApiRequest(
+        method=req.method,
+        path=req.route_params.get("path") or "",
+        headers=dict(req.headers),
+        query=dict(req.params),
+        body=req.get_body() or b"",
+    )
+    response = api.handle(get_settings(), request)
+    return func.HttpResponse(body=response.body, status_code=response.status, headers=response.headers)
+
+
+@app.function_name("scheduled_exports")
+@app.timer_trigger(schedule="%EXPORT_SCHEDULE%", arg_name="timer", run_on_startup=False)
+def scheduled_exports(timer: func.TimerRequest) -> None:
+    started = runs.start_scheduled_runs(get_settings())
+    log.info("scheduled refresh: %d export run(s) recorded", len(started))
+
+
+@app.function_name("segment_uploaded")
+@app.blob_trigger(
+    arg_name="blob",
+    path="%SEGMENTS_CONTAINER%/{name}",
+    connection="AzureWebJobsStorage",
+    source=func.BlobSource.EVENT_GRID,
+)
+def segment_uploaded(blob: func.InputStream) -> None:
+    # The trigger names the blob "<container>/<path>"; segments are addressed inside their container.
+    path = blob.name.split("/", 1)[1] if "/" in blob.name else blob.name
+    started = runs.start_runs_for_upload(get_settings(), path)
+    log.info("upload of %s: %d export run(s) recorded", path, len(started))
+
+
+@app.function_name("process_chunk")
+@app.queue_trigger(arg_name="message", queue_name="%EXPORT_QUEUE%", connection="AzureWebJobsStorage")
+def process_chunk(message: func.QueueMessage) -> None:
+    runs.process_message(get_settings(), message.get_body())
+
+
+@app.function_name("chunk_poison")
+@app.queue_trigger(arg_name="message", queue_name="%EXPORT_QUEUE%-poison", connection="AzureWebJobsStorage")
+def chunk_poison(message: func.QueueMessage) -> None:
+    runs.fail_poisoned_message(get_settings(), message.get_body())
