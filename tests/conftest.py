@@ -210,3 +210,102 @@ def exports_api_contract() -> OpenApiContract:
     path = Path(__file__).resolve().parent.parent / "openapi" / "exports-api.json"
     return OpenApiContract(json.loads(path.read_text(encoding="utf-8")))
 
+
+# --- Omnisend sandbox ------------------------------------------------------------------------
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sandbox(**options): OmnisendSandbox options for the `sandbox` fixture, e.g. window_seconds=2.0"
+    )
+
+
+@pytest.fixture()
+def sandbox(request):
+    """A started Omnisend sandbox on its own port, stopped after the test.
+
+    Fast rate-limit windows are opt-in: @pytest.mark.sandbox(window_seconds=2.0, requests_per_minute=10).
+    After the test, every response it gave and every request it accepted must match the contract.
+    """
+    from tools.omnisend_sandbox import OmnisendSandbox
+
+    marker = request.node.get_closest_marker("sandbox")
+    server = OmnisendSandbox(**(marker.kwargs if marker else {})).start()
+    yield server
+    server.stop()
+    violations = server.contract_violations()
+    if violations:
+        pytest.fail("Omnisend contract violated:\n" + "\n".join(violations[:20]), pytrace=False)
+
+
+@pytest.fixture()
+def omnisend_key(sandbox) -> str:
+    """An API key of brand1 on the `sandbox`, with every scope."""
+    return sandbox.add_key("brand1")
+
+
+@pytest.fixture()
+def omnisend_client(sandbox, omnisend_key):
+    """A client of the `sandbox` with short timeouts and backoff, closed after the test."""
+    from shared.omnisend import OmnisendClient
+
+    client = OmnisendClient(omnisend_key, base_url=sandbox.url, timeout=2.0, backoff_seconds=0.01)
+    yield client
+    client.close()
+
+
+@pytest.fixture()
+def sandbox_api(sandbox, omnisend_key):
+    """Raw HTTP to the sandbox, for probing what the client never sends: call(method, path, **options)."""
+    import requests
+
+    from shared.omnisend import API_VERSION
+
+    session = requests.Session()
+
+    def call(method, path, *, key=omnisend_key, version=API_VERSION, json=None, params=None, data=None):
+        headers = {}
+        if key is not None:
+            headers["Authorization"] = f"Omnisend-API-Key {key}"
+        if version is not None:
+            headers["Omnisend-Version"] = version
+        return session.request(method, sandbox.url + path, headers=headers, json=json, params=params, data=data,
+                               timeout=5)
+
+    yield call
+    session.close()
+
+
+# --- HTTP API: stored connections and segments to build requests on ---------------------------------
+
+
+@pytest.fixture()
+def api_connection(api_settings):
+    """Stores a connection (document + its key in the local secret store), as POST /connections would:
+    api_connection(usable_by="admins" | "adminsAndContributors", api_key="brand1-...") -> Connection."""
+    from shared.documents import Connection, DocumentStore, new_id, utc_now
+    from shared.secrets import secret_name_for, secret_store
+
+    def make(usable_by: str = "admins", api_key: str = "brand1-0123456789abcdef", **changes) -> Connection:
+        connection_id, now = new_id(), utc_now()
+        connection = Connection(
+            id=connection_id, display_name=f"Shop {usable_by}", secret_name=secret_name_for(connection_id),
+            export_user=API_IDENTITIES["admin"], consent_at=now, created_at=now, created_by=API_IDENTITIES["admin"],
+            usable_by=usable_by, **changes,
+        )
+        secret_store(api_settings).set(connection.secret_name, api_key)
+        DocumentStore(api_settings).put_connection(connection)
+        return connection
+
+    return make
+
+
+@pytest.fixture()
+def api_segments(segments_container):
+    """Two small plain-CSV segments, "Vip" and "Newsletter", written with tools/sample_export.py:
+    {name: profiles}. Map them with tools.sample_export.DEFAULT_MAPPING."""
+    from tools.sample_export import generate_profiles, write_plain_segment
+
+    written = {"Vip": generate_profiles(5, seed=1), "Newsletter": generate_profiles(5, seed=2)}
+    for name, profiles in written.items():
+        write_plain_segment(segments_container, name, profiles)
+    return written

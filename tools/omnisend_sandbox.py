@@ -360,7 +360,8 @@ class OmnisendSandbox:
         self._server = server
         self.port = server.server_address[1]
         self._stopping.clear()
-        for target, name in ((server.serve_forever, "omnisend-sandbox-http"),
+        serve = lambda: server.serve_forever(poll_interval=0.05)  # noqa: E731 (quick to stop in tests)
+        for target, name in ((serve, "omnisend-sandbox-http"),
                              (self._run_batches, "omnisend-sandbox-batches")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -461,6 +462,23 @@ class OmnisendSandbox:
         with self._lock:
             return {bid: _batch_view(b, with_items=True) for bid, b in self._brand(brand_id).batches.items()}
 
+    def contract_violations(self) -> list[str]:
+        """Every logged response that does not match the contract, and every accepted (2xx) request
+        whose query or body does not: what the test suite checks after each test."""
+        found = []
+        for number, record in enumerate(self.request_log()):
+            if record.template is None or record.status == 0:
+                continue  # unknown path (a plain 404) or a connection dropped on purpose
+            where = f"#{number} {record.method} {record.path} -> {record.status}"
+            found += [f"{where}: response {e}" for e in
+                      self.contract.response_errors(record.method, record.template, record.status, record.response)]
+            operation = self.contract.operation(record.method, record.template)
+            if operation is not None and 200 <= record.status < 300:
+                errors = self.contract.query_errors(operation, record.query)
+                errors += self.contract.request_body_errors(operation, record.body)
+                found += [f"{where}: request {e['field']}: {e['message']}" for e in errors]
+        return found
+
     def state(self) -> dict:
         """Everything the admin surface exposes at GET /_sandbox/state."""
         with self._lock:
@@ -544,6 +562,8 @@ class OmnisendSandbox:
         body = self._parse_body(raw_body)
         context["body"] = body
         errors = self.contract.query_errors(operation, query) + self.contract.request_body_errors(operation, body)
+        if (method, template) == ("POST", "/contacts") and isinstance(body, dict):
+            errors += _contact_semantic_errors(body)  # every bad field at once, schema or format
         if errors:
             raise validation_problem(errors)
         return route(self, api_key, query, body, **path_params)
@@ -601,7 +621,7 @@ class OmnisendSandbox:
             return self._upsert(self._brand(api_key.brand_id), body, update_only=False)
 
     def _upsert(self, brand: BrandState, body: dict, *, update_only: bool) -> tuple[int, dict]:
-        errors = _contact_semantic_errors(body) + self._item_fault_errors(body)
+        errors = self._item_fault_errors(body)
         if errors:
             raise validation_problem(errors)
         identifiers = body["identifiers"]
@@ -762,8 +782,10 @@ class OmnisendSandbox:
 
     def _run_item(self, brand: BrandState, batch: dict, item: Any) -> None:
         try:
-            errors = self.contract.schema_errors("ContactRequest", item) if isinstance(item, dict) else \
-                [_field_error("body", "invalid_type", "must be of type object")]
+            if isinstance(item, dict):
+                errors = self.contract.schema_errors("ContactRequest", item) + _contact_semantic_errors(item)
+            else:
+                errors = [_field_error("body", "invalid_type", "must be of type object")]
             if errors:
                 raise validation_problem(errors)
             code, response = self._upsert(brand, item, update_only=batch["method"] == "PUT")
@@ -855,25 +877,37 @@ def _contact_semantic_errors(body: dict) -> list[dict]:
     identifiers = body.get("identifiers")
     if not identifiers:
         errors.append(_field_error("identifiers", "required", "at least one email or phone identifier is required"))
-    for i, ident in enumerate(identifiers or []):
+    if not isinstance(identifiers, list):
+        identifiers = []  # a wrong type is reported by the schema check
+    for i, ident in enumerate(identifiers):
+        if not isinstance(ident, dict) or not isinstance(ident.get("id", ""), str):
+            continue
         if ident.get("type") == "email" and not EMAIL_PATTERN.match(ident.get("id", "")):
             errors.append(_field_error(f"identifiers.{i}.id", "invalid_format", "Must be a valid email address"))
         if ident.get("type") == "phone" and not PHONE_PATTERN.match(ident.get("id", "")):
             errors.append(_field_error(f"identifiers.{i}.id", "invalid_format", "Must be a phone number in E.164 format"))
-        for channel, wanted in (ident.get("channels") or {}).items():
-            if "statusChangedAt" in wanted and _parse_time(wanted["statusChangedAt"]) is None:
+        channels = ident.get("channels") if isinstance(ident.get("channels"), dict) else {}
+        for channel, wanted in channels.items():
+            if isinstance(wanted, dict) and isinstance(wanted.get("statusChangedAt", ""), str) and "statusChangedAt" in wanted and _parse_time(wanted["statusChangedAt"]) is None:
                 errors.append(_field_error(f"identifiers.{i}.channels.{channel}.statusChangedAt", "invalid_format",
                                            "Must be an RFC 3339 timestamp"))
-    if "birthdate" in body:
-        try:
-            dt.date.fromisoformat(body["birthdate"]) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", body["birthdate"]) else 1 / 0
-        except (ValueError, ZeroDivisionError):
-            errors.append(_field_error("birthdate", "invalid_format", "Must be a date in YYYY-MM-DD format"))
-    if "countryCode" in body and not re.fullmatch(r"[A-Za-z]{2}", body["countryCode"]):
+    if isinstance(body.get("birthdate"), str) and not _is_date(body["birthdate"]):
+        errors.append(_field_error("birthdate", "invalid_format", "Must be a date in YYYY-MM-DD format"))
+    if isinstance(body.get("countryCode"), str) and not re.fullmatch(r"[A-Za-z]{2}", body["countryCode"]):
         errors.append(_field_error("countryCode", "invalid_format", "Must be an ISO 3166-1 alpha-2 code"))
-    if "createdAt" in body and _parse_time(body["createdAt"]) is None:
+    if isinstance(body.get("createdAt"), str) and _parse_time(body["createdAt"]) is None:
         errors.append(_field_error("createdAt", "invalid_format", "Must be an RFC 3339 timestamp"))
     return errors
+
+
+def _is_date(text: str) -> bool:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return False
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _apply_fields(contact: dict, body: dict) -> None:
