@@ -494,15 +494,18 @@ def _check_key(settings: Settings, api_key: str) -> None:
 
     from . import omnisend
 
-    client = omnisend.OmnisendClient(api_key, base_url=settings.omnisend_api_url)
+    # One quick retry only: a person is waiting for this answer.
+    client = omnisend.OmnisendClient(api_key, base_url=settings.omnisend_api_url, max_retries=1, timeout=10.0)
     try:
         client.check_key()
     except (omnisend.AuthenticationError, omnisend.PermissionDeniedError) as error:
         raise ApiProblem("omnisend_rejected_key", f"Omnisend did not accept the key: {error}",
                          [FieldError("apiKey", "was rejected by Omnisend")]) from None
-    except (omnisend.TransientError, requests.RequestException) as error:
-        raise ApiProblem("omnisend_unreachable", f"Omnisend at {settings.omnisend_api_url} did not answer: "
-                         f"{type(error).__name__}; retry later") from None
+    except (omnisend.OmnisendError, requests.RequestException) as error:
+        raise ApiProblem("omnisend_unreachable", f"Omnisend at {settings.omnisend_api_url} did not answer as "
+                         f"expected ({type(error).__name__}); retry later") from None
+    finally:
+        client.close()
 
 
 def _forget_secret(store: Any, name: str) -> None:
