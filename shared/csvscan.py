@@ -1,0 +1,397 @@
+"""Byte-level CSV record scanning: record boundaries found in C (regex, bytes.find), not per character.
+
+The grammar is the one Python's `csv` module reads (RFC 4180, tolerant): a quote opens a quoted
+field only at the start of a field; inside it, a doubled quote is a literal quote and delimiters,
+CR and LF are data; a quote anywhere else is a literal character. A record ends at an LF outside
+quotes; a CR just before that LF belongs to the terminator (CRLF). The last record may lack its
+LF. A lone CR outside quotes is data, not a line break (Customer Insights never writes old-Mac
+line ends, and treating it as data keeps one rule for the planner and the reader).
+
+The scanner works over a `read(offset, length) -> bytes` function, so the same code plans a blob
+(ranged downloads) and a bytes object in tests. Memory is one block plus at most one record.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+ReadFn = Callable[[int, int], bytes]  # (offset, length) -> bytes; shorter only at the end of the data
+
+UTF8_BOM = b"\xef\xbb\xbf"
+DEFAULT_BLOCK_BYTES = 8 * 1024 * 1024
+MAX_RECORD_BYTES = 1024 * 1024  # no profile row is this long: a longer one is a broken file
+MAX_CHUNK_BYTES = 8 * 1024 * 1024  # a chunk stays small enough for one worker download
+# Codecs in which every byte < 0x80 means its ASCII character, so LF, quote and delimiter can be
+# found in the raw bytes. (UTF-16 and friends are not: Customer Insights writes UTF-8.)
+SUPPORTED_ENCODINGS = {"utf-8": "utf-8", "ascii": "ascii", "latin-1": "latin-1", "cp1252": "cp1252"}
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """How a partition's bytes are laid out. `quote` "" means no quoting at all (QuoteStyle.None)."""
+
+    delimiter: str = ","
+    quote: str = '"'
+    header: bool = True
+    encoding: str = "utf-8"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if len(self.delimiter) != 1 or not self.delimiter.isascii() or self.delimiter in "\r\n":
+            problems.append(f"delimiter {self.delimiter!r} must be one ASCII character other than CR/LF")
+        if len(self.quote) > 1 or not self.quote.isascii() or self.quote in ("\r", "\n"):
+            problems.append(f"quote {self.quote!r} must be one ASCII character (or empty for none)")
+        if self.quote and self.quote == self.delimiter:
+            problems.append("quote and delimiter must differ")
+        if canonical_encoding(self.encoding) is None:
+            problems.append(
+                f"encoding {self.encoding!r} is not supported (use UTF-8; also ASCII, Latin-1, Windows-1252)"
+            )
+        if problems:
+            raise ValueError("invalid CSV format: " + "; ".join(problems))
+
+    def to_dict(self) -> dict:
+        return {"delimiter": self.delimiter, "quote": self.quote, "header": self.header, "encoding": self.encoding}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CsvFormat":
+        return cls(delimiter=d["delimiter"], quote=d["quote"], header=bool(d["header"]), encoding=d["encoding"])
+
+
+def canonical_encoding(name: str) -> str | None:
+    """The codec name to decode with, or None when the encoding is not ASCII-compatible/supported."""
+    try:
+        codec = codecs.lookup(name.strip().replace("_", "-")).name
+    except LookupError:
+        return None
+    aliases = {"utf-8-sig": "utf-8", "iso8859-1": "latin-1", "windows-1252": "cp1252"}
+    codec = aliases.get(codec, codec)
+    return SUPPORTED_ENCODINGS.get(codec)
+
+
+class CsvScanError(ValueError):
+    """The data cannot be split into records. `row` is the 1-based record number (header = 0)."""
+
+    def __init__(self, message: str, *, row: int | None = None, offset: int | None = None):
+        super().__init__(message)
+        self.row = row
+        self.offset = offset
+
+
+class RecordProblem(ValueError):
+    """One record cannot be turned into fields; `reason` is a reject reason code."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """Compiled record patterns for one (delimiter, quote) pair, in bytes."""
+
+    source: bytes
+    record: re.Pattern  # one record, LF-terminated
+
+    def records(self, n: int) -> re.Pattern:
+        """Exactly n records in one match: the fastest way through densely quoted data."""
+        key = (self.source, n)
+        if key not in _n_cache:
+            _n_cache[key] = re.compile(self.source + b"{%d}" % n)
+        return _n_cache[key]
+
+
+def _record_pattern(d: bytes, q: bytes) -> bytes:
+    """Regex source of one record; possessive throughout, so it never backtracks."""
+    if not q:
+        return b"(?>[^\\n]*+\\n)"
+    D, Q = re.escape(d), re.escape(q)
+    quoted = Q + b"[^" + Q + b"]*+(?:" + Q + Q + b"[^" + Q + b"]*+)*+" + Q
+    # A field: quoted (then, as `csv` does, any junk up to the delimiter), unquoted (not starting
+    # with a quote; later quotes are literal), or empty. Only running out of data can fail it.
+    field = b"(?:" + quoted + b"[^" + D + b"\\n]*+|[^" + D + Q + b"\\n][^" + D + b"\\n]*+|)"
+    return b"(?>" + field + b"(?:" + D + field + b")*+\\n)"
+
+
+_grammar_cache: dict[tuple[str, str], Grammar] = {}
+_n_cache: dict[tuple[bytes, int], re.Pattern] = {}
+
+
+def grammar(fmt: CsvFormat) -> Grammar:
+    key = (fmt.delimiter, fmt.quote)
+    if key not in _grammar_cache:
+        source = _record_pattern(fmt.delimiter.encode("ascii"), fmt.quote.encode("ascii"))
+        _grammar_cache[key] = Grammar(source, re.compile(source))
+    return _grammar_cache[key]
+
+
+@dataclass(frozen=True)
+class ChunkSpan:
+    """Records [first_row, first_row + row_count) occupying bytes [start, end) of the data."""
+
+    start: int
+    end: int
+    first_row: int
+    row_count: int
+
+
+class CsvScanner:
+    """One streaming pass over CSV bytes: the header (if any), then chunks of records."""
+
+    def __init__(
+        self,
+        read: ReadFn,
+        size: int,
+        fmt: CsvFormat,
+        *,
+        block_bytes: int = DEFAULT_BLOCK_BYTES,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+    ):
+        self._read = read
+        self._size = size
+        self._fmt = fmt
+        self._grammar = grammar(fmt)
+        self._quote = fmt.quote.encode("ascii")
+        self._quoted_records = 0  # in the last chunk planned line by line
+        self._block = max(1, block_bytes)
+        self._max_record = max_record_bytes
+        self._buf = b""
+        self._base = 0  # offset of _buf[0] in the data
+        self._p = 0  # position in _buf of the next record
+        self._rows = 0  # records consumed so far, header included
+        self._header_done = False
+        self._fill_first()
+
+    @property
+    def offset(self) -> int:
+        """Offset of the next unread record."""
+        return self._base + self._p
+
+    def _fill_first(self) -> None:
+        self._buf = self._read(0, min(self._block, self._size)) if self._size else b""
+        while len(self._buf) < len(UTF8_BOM) and not self._eof:  # tiny blocks (tests): see the BOM whole
+            self._refill()
+        if canonical_encoding(self._fmt.encoding) == "utf-8" and self._buf.startswith(UTF8_BOM):
+            self._p = len(UTF8_BOM)
+
+    @property
+    def _eof(self) -> bool:
+        return self._base + len(self._buf) >= self._size
+
+    def _refill(self) -> None:
+        """Drop consumed bytes, append the next block."""
+        loaded = self._base + len(self._buf)
+        more = self._read(loaded, min(self._block, self._size - loaded))
+        if not more:
+            raise CsvScanError(f"data ended at byte {loaded}, expected {self._size} bytes", offset=loaded)
+        self._buf = self._buf[self._p:] + more
+        self._base += self._p
+        self._p = 0
+
+    def _next_record_end(self) -> int | None:
+        """Buffer position after the next record (refilling as needed); None at end of data."""
+        record = self._grammar.record
+        while True:
+            if self._p >= len(self._buf) and self._eof:
+                return None
+            m = record.match(self._buf, self._p)
+            if m:
+                return m.end()
+            if self._eof:  # the last record has no line feed (or an unclosed quote runs to the end)
+                return len(self._buf)
+            if len(self._buf) - self._p > self._max_record:
+                row = self._rows + 1 - int(self._fmt.header)
+                what = "the header row" if row == 0 else f"row {row}"
+                raise CsvScanError(
+                    f"{what} (starting at byte {self.offset}) is longer than {self._max_record // 1024} KiB "
+                    "without a record end: not a file of profiles, or a quoted field that is never closed",
+                    row=row,
+                    offset=self.offset,
+                )
+            self._refill()
+
+    def _plain_lines_first(self, n: int) -> int | None:
+        """End of the next n records, found line by line with bytes.find; only a line holding a quote
+        goes through the record grammar (quoted fields may hold line feeds). None: buffer too short."""
+        buf, quote, record = self._buf, self._quote, self._grammar.record
+        pos = self._p
+        next_quote = self._find_quote(pos)
+        self._quoted_records = 0
+        for _ in range(n):
+            end = buf.find(b"\n", pos) + 1
+            if not end:
+                return None
+            if end > next_quote:  # this record holds a quote: let the grammar delimit it
+                m = record.match(buf, pos)
+                if not m:
+                    return None
+                end = m.end()
+                next_quote = self._find_quote(end)
+                self._quoted_records += 1
+            pos = end
+        return pos
+
+    def _find_quote(self, pos: int) -> int:
+        found = self._buf.find(self._quote, pos) if self._quote else -1
+        return len(self._buf) if found == -1 else found
+
+    def _records_at_once(self, many: re.Pattern) -> int | None:
+        """End of the next N records (one regex match), None when the buffer holds fewer."""
+        m = many.match(self._buf, self._p)
+        return m.end() if m else None
+
+    def header(self) -> list[str] | None:
+        """The header record's fields (format with header), else None. Call before `chunks`."""
+        if self._header_done or not self._fmt.header:
+            self._header_done = True
+            return None
+        self._header_done = True
+        end = self._next_record_end()
+        if end is None:
+            raise CsvScanError("is empty: expected a header row", row=0, offset=0)
+        raw = strip_terminator(self._buf[self._p:end])
+        self._p = end
+        self._rows = 1
+        try:
+            return parse_record(decode_record(raw, self._fmt), self._fmt)
+        except RecordProblem as problem:
+            raise CsvScanError(f"header row: {problem.detail}", row=0, offset=0) from None
+
+    def chunks(self, rows_per_chunk: int, *, max_chunk_bytes: int = MAX_CHUNK_BYTES) -> Iterator[ChunkSpan]:
+        """Spans of `rows_per_chunk` records (fewer for the last, or when one would pass max_chunk_bytes)."""
+        if rows_per_chunk < 1:
+            raise ValueError("rows_per_chunk must be at least 1")
+        self.header()
+        many = self._grammar.records(rows_per_chunk)
+        first_data_row = 1
+        start, rows = self.offset, 0
+        while True:
+            if rows == 0:
+                # Mostly-quoted data is faster through one regex match for N records; other data
+                # line by line. Whichever suited the previous chunk goes first.
+                if self._quoted_records * 2 > rows_per_chunk:
+                    end = self._records_at_once(many) or self._plain_lines_first(rows_per_chunk)
+                else:
+                    end = self._plain_lines_first(rows_per_chunk)
+                if end is not None and end - self._p <= max_chunk_bytes:  # the common case: N plain records
+                    self._p = end
+                    self._rows += rows_per_chunk
+                    yield ChunkSpan(start, self.offset, first_data_row, rows_per_chunk)
+                    first_data_row += rows_per_chunk
+                    start = self.offset
+                    continue
+            end = self._next_record_end()
+            if end is None:
+                break
+            self._p = end
+            self._rows += 1
+            rows += 1
+            if rows == rows_per_chunk or self.offset - start >= max_chunk_bytes:
+                yield ChunkSpan(start, self.offset, first_data_row, rows)
+                first_data_row += rows
+                start, rows = self.offset, 0
+        if rows:
+            yield ChunkSpan(start, self.offset, first_data_row, rows)
+
+
+def scan_bytes(
+    data: bytes, fmt: CsvFormat, rows_per_chunk: int, *, max_chunk_bytes: int = MAX_CHUNK_BYTES, **options
+) -> tuple[list[str] | None, list[ChunkSpan]]:
+    """Header and chunk spans of an in-memory CSV (tests, small files)."""
+    scanner = CsvScanner(lambda offset, length: data[offset:offset + length], len(data), fmt, **options)
+    return scanner.header(), list(scanner.chunks(rows_per_chunk, max_chunk_bytes=max_chunk_bytes))
+
+
+def strip_terminator(record: bytes | str):
+    """A record without its LF or CRLF (and a final CR at the very end of the data)."""
+    if record.endswith(b"\n" if isinstance(record, bytes) else "\n"):
+        record = record[:-1]
+    if record.endswith(b"\r" if isinstance(record, bytes) else "\r"):
+        record = record[:-1]
+    return record
+
+
+def decode_record(raw: bytes, fmt: CsvFormat) -> str:
+    encoding = canonical_encoding(fmt.encoding)
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise RecordProblem(
+            "undecodable",
+            f"byte 0x{raw[err.start]:02x} at byte {err.start + 1} of the row is not valid {fmt.encoding}",
+        ) from None
+
+
+def parse_record(text: str, fmt: CsvFormat) -> list[str]:
+    """Fields of one record (terminator already stripped)."""
+    if not text:
+        return []  # a blank line, as `csv` reads it
+    if not fmt.quote or fmt.quote not in text:
+        return text.split(fmt.delimiter)
+    try:
+        return next(csv.reader([text], delimiter=fmt.delimiter, quotechar=fmt.quote, strict=False))
+    except csv.Error as err:
+        reason = "field_too_long" if "field limit" in str(err) else "malformed_row"
+        raise RecordProblem(reason, f"cannot split the row into fields: {err}") from None
+
+
+def split_records(data: bytes, fmt: CsvFormat) -> list[bytes]:
+    """The records of a chunk's bytes (terminators stripped), exactly as the scanner delimited them."""
+    if not fmt.quote or fmt.quote.encode() not in data:
+        records = data.split(b"\n")
+        if records[-1] == b"":
+            records.pop()
+        return [r[:-1] if r.endswith(b"\r") else r for r in records]
+    out: list[bytes] = []
+    pos = 0
+    record = grammar(fmt).record
+    while pos < len(data):
+        m = record.match(data, pos)
+        end = m.end() if m else len(data)
+        out.append(strip_terminator(data[pos:end]))
+        pos = end
+    return out
+
+
+def iter_fields(data: bytes, fmt: CsvFormat, expected_rows: int | None = None) -> Iterator[list[str] | RecordProblem]:
+    """Fields of each record of a chunk's bytes, or the problem that record has.
+
+    Fast paths (the whole chunk decodes at once): no quote -> records are lines, fields are
+    `str.split`; quotes -> one `csv.reader` over the chunk, trusted only when it finds the record
+    count the scanner found (it would split more at a lone CR). Otherwise each record is decoded and
+    parsed on its own, so one bad row is reported as that row instead of spoiling the chunk.
+    """
+    encoding = canonical_encoding(fmt.encoding)
+    quote = fmt.quote.encode() if fmt.quote else b""
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and (not quote or quote not in data):
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        delimiter = fmt.delimiter
+        for line in lines:
+            if line.endswith("\r"):
+                line = line[:-1]
+            yield line.split(delimiter) if line else []
+        return
+    if text is not None and expected_rows is not None:
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=fmt.delimiter, quotechar=fmt.quote))
+        except csv.Error:
+            rows = None
+        if rows is not None and len(rows) == expected_rows:
+            yield from rows
+            return
+    for raw in split_records(data, fmt):
+        try:
+            yield parse_record(decode_record(raw, fmt), fmt)
+        except RecordProblem as problem:
+            yield problem
