@@ -98,3 +98,13 @@ def test_omnisend_rate_defaults_match_the_reference_notes():
     document = json.loads((Path(__file__).resolve().parents[1] / "openapi" / "exports-api.json").read_text())
     create = document["components"]["schemas"]["ConnectionCreate"]["properties"]
     assert (create["requestsPerMinute"]["default"], create["tagRequestsPerMinute"]["default"]) == (400, 60)
+
+
+def test_every_problem_code_is_raised_somewhere_and_every_raised_code_is_catalogued():
+    import re
+
+    source = (Path(__file__).resolve().parents[1] / "shared" / "api.py").read_text(encoding="utf-8")
+    raised = set(re.findall(r'ApiProblem\(\s*"([a-z_]+)"', source))
+    raised |= set(re.findall(r'code = "([a-z_]+)" if', source)) | set(re.findall(r'else "([a-z_]+)"', source))
+    assert raised - set(PROBLEMS) == set()
+    assert set(PROBLEMS) - raised == set(), "catalogued codes the API never answers"
