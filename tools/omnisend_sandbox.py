@@ -657,10 +657,9 @@ class OmnisendSandbox:
     def _apply_identifier(brand: BrandState, contact: dict, ident: dict, now: str) -> None:
         key = (ident["type"], ident["id"])
         stored = next((s for s in contact["identifiers"] if (s["type"], s["id"]) == key), None)
+        default_channel = "email" if ident["type"] == "email" else "sms"
         if stored is None:
-            channel = "email" if ident["type"] == "email" else "sms"
-            stored = {"type": ident["type"], "id": ident["id"],
-                      "channels": {channel: {"status": "nonSubscribed", "statusChangedAt": now}}}
+            stored = {"type": ident["type"], "id": ident["id"], "channels": {}}
             contact["identifiers"].append(stored)
             brand.by_identifier[key] = contact["id"]
             if ident["type"] == "email" and not contact.get("email"):
@@ -675,8 +674,10 @@ class OmnisendSandbox:
             stored["channels"][channel] = {"status": wanted["status"], "statusChangedAt": changed_at}
             if wanted["status"] == "subscribed":
                 contact.setdefault("optIns", []).append({"channel": channel, "optInAt": changed_at})
+        # A new identifier sent without a status is not subscribed (Omnisend's default).
+        stored["channels"].setdefault(default_channel, {"status": "nonSubscribed", "statusChangedAt": now})
         if ident.get("consent"):
-            consent = {"channel": "email" if ident["type"] == "email" else "sms", "createdAt": now, **ident["consent"]}
+            consent = {"channel": default_channel, "createdAt": now, **ident["consent"]}
             contact.setdefault("consents", []).append(consent)
 
     def _get_contact(self, api_key: ApiKey, query, body, id: str) -> tuple[int, Any]:
