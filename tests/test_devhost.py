@@ -469,4 +469,4 @@ def test_command_line_serves_the_app(app_dir, storage):
         output, _ = process.communicate(timeout=15)
     assert process.returncode == 0
     assert f"special: [GET] http://127.0.0.1:{port}/api/items/special/{{id}}" in output
-    assert "work: queueTrigger devhost-" in output
+    assert "work: queueTrigger devhost-" in output and "tick: timerTrigger 0 0 2 * * * (not on schedule here" in output

@@ -252,8 +252,12 @@ def _describe(function: Any, environ: Mapping[str, str]) -> HostedFunction:
                 f"{binding['type']!r} is not supported by the dev host (supported outputs: "
                 f"{', '.join(SUPPORTED_OUTPUT_BINDINGS)})"
             )
-        outputs.append({k: resolve_settings(v, f"function {name}: binding {binding['name']}.{k}", environ)
-                        for k, v in binding.items()})
+        output = {k: resolve_settings(v, f"function {name}: binding {binding['name']}.{k}", environ)
+                  for k, v in binding.items()}
+        if "{" in str(output.get("path", "")):
+            raise DevHostError(f"function {name}: binding {binding['name']}: path expressions like "
+                               f"{output['path']!r} are not supported by the dev host")
+        outputs.append(output)
     handler = function.get_user_function()
     parameters = set(inspect.signature(handler).parameters)
     bound = {trigger["name"], "context"} | {o["name"] for o in outputs}
@@ -495,6 +499,7 @@ class DevHost:
         self._slots = threading.Semaphore(workers)
         self._background = ThreadPoolExecutor(max_workers=8, thread_name_prefix="devhost-invoke")
         self._in_flight = 0
+        self._output_queues: set[str] = set()
         self._idle = threading.Condition()
 
     # --- life cycle ---
@@ -646,7 +651,9 @@ class DevHost:
                 continue
             if binding["type"] == "queue":
                 queue = self._queue_client(binding.get("connection"), binding["queueName"], encoded=True)
-                _create_if_missing(queue.create_queue)
+                if binding["queueName"] not in self._output_queues:
+                    _create_if_missing(queue.create_queue)
+                    self._output_queues.add(binding["queueName"])
                 for message in value if isinstance(value, list) else [value]:
                     queue.send_message(_as_bytes(message))
             elif binding["type"] == "blob":
@@ -749,10 +756,19 @@ class DevHost:
                 prefix = f"/{self.config.route_prefix}" if self.config.route_prefix else ""
                 lines.append(f"    {function.name}: [{methods}] {self.url}{prefix}/{route.template.strip('/')}")
             else:
-                detail = {"queueTrigger": "queueName", "timerTrigger": "schedule", "blobTrigger": "path"}
-                key = detail.get(function.trigger_type)
-                lines.append(f"    {function.name}: {function.trigger_type}" + (f" {function.trigger.get(key)}" if key else ""))
+                lines.append(f"    {function.name}: {function.trigger_type} {self._how_to_run(function)}")
         log.info("\n".join(lines))
+
+    def _how_to_run(self, function: HostedFunction) -> str:
+        admin = f"POST {self.url}/admin/functions/{function.name}"
+        if function.trigger_type == "queueTrigger":
+            return f"{function.trigger['queueName']} (polled)"
+        if function.trigger_type == "blobTrigger":
+            webhook = f"POST {self.url}/runtime/webhooks/blobs?functionName=Host.Functions.{function.name}"
+            return f"{function.trigger.get('path')} (Event Grid events: {webhook})"
+        if function.trigger_type == "timerTrigger":
+            return f"{function.trigger.get('schedule')} (not on schedule here: {admin})"
+        return f"({admin})"
 
     def http_answer(self, method: str, target: str, headers: dict[str, str], body: bytes, base_url: str) -> "HttpAnswer":
         """What the host answers to one HTTP request (the server's handler calls this)."""
