@@ -556,38 +556,39 @@ def delete_connection(context: Context) -> ApiResponse:
 # Segments
 
 
-def _segments(settings: Settings) -> list[Any]:
+def _segments(settings: Settings) -> tuple[list[Any], list[str]]:
+    """The readable segments, and why others could not be read (one broken export hides no other)."""
     from . import segments
     from .storage import container
 
+    problems: list[Any] = []
     try:
-        return list(segments.list_segments(container(settings, settings.segments_container)))
+        found = segments.list_segments(container(settings, settings.segments_container), errors=problems)
     except ResourceNotFoundError:
-        return []  # no container yet: no segments
+        return [], []  # no container yet: no segments
+    return list(found), [str(problem) for problem in problems]
 
 
 def _segment_to_api(segment: Any) -> dict[str, Any]:
-    updated_at = getattr(segment, "updated_at", None)
-    if hasattr(updated_at, "isoformat"):
-        updated_at = updated_at.isoformat().replace("+00:00", "Z")
     return {
         "name": segment.name,
         "layout": segment.layout,
         "columns": list(segment.columns),
-        "updatedAt": updated_at,
+        "updatedAt": segment.updated_at.isoformat().replace("+00:00", "Z") if segment.updated_at else None,
     }
 
 
 @route("GET", "/segments", Access.MEMBER)
 def list_segments(context: Context) -> ApiResponse:
-    return json_response(200, {"segments": [_segment_to_api(item) for item in _segments(context.settings)]})
+    found, problems = _segments(context.settings)
+    return json_response(200, {"segments": [_segment_to_api(item) for item in found], "errors": problems})
 
 
 # ---------------------------------------------------------------------------------------------------
 # Exports
 
 
-def _validated_export(context: Context, body: dict[str, Any]) -> tuple[Connection, dict[str, str]]:
+def _validated_export(context: Context, body: dict[str, Any]) -> tuple[Connection, list[str], dict[str, str]]:
     """Check an export body against stored state: connection, segments, and the mapping's columns."""
     from . import mapping
 
@@ -602,23 +603,35 @@ def _validated_export(context: Context, body: dict[str, Any]) -> tuple[Connectio
                          [FieldError("connectionId", "names no connection")]) from None
     _require_usable(context, connection)
 
-    found = {segment.name: segment for segment in _segments(context.settings)}
-    missing = [(index, name) for index, name in enumerate(body["segments"]) if name not in found]
-    if missing:
-        names = [name for _, name in missing]
-        raise ApiProblem("unknown_segments", f"no segment named {', '.join(map(repr, names))} in container "
-                         f"{context.settings.segments_container!r}",
-                         [FieldError(f"segments[{index}]", f"segment {name!r} does not exist") for index, name in missing],
-                         extra={"missingSegments": names})
+    chosen = _chosen_segments(context.settings, body["segments"])
     errors = []
-    for index, name in enumerate(body["segments"]):
+    for index, segment in enumerate(chosen):
         try:
-            mapping.bind(field_mapping, found[name].columns)
+            mapping.bind(field_mapping, segment.columns)
         except mapping.MappingError as error:
-            errors.append(FieldError(f"segments[{index}]", f"segment {name!r}: {error}"))
+            errors.append(FieldError(f"segments[{index}]", f"segment {segment.name!r}: {error}"))
     if errors:
         raise ApiProblem("mapping_invalid", "; ".join(error.message for error in errors), errors)
-    return connection, field_mapping.to_dict()
+    return connection, [segment.name for segment in chosen], field_mapping.to_dict()
+
+
+def _chosen_segments(settings: Settings, names: list[str]) -> list[Any]:
+    """The segments an export names, found as the run engine finds them (case-insensitively)."""
+    found, problems = _segments(settings)
+    by_name = {segment.name.lower(): segment for segment in found}
+    missing = [(index, name) for index, name in enumerate(names) if name.lower() not in by_name]
+    if missing:
+        names_missing = [name for _, name in missing]
+        unreadable = f"; unreadable exports: {'; '.join(problems)}" if problems else ""
+        raise ApiProblem("unknown_segments", f"no segment named {', '.join(map(repr, names_missing))} in container "
+                         f"{settings.segments_container!r}{unreadable}",
+                         [FieldError(f"segments[{index}]", f"segment {name!r} does not exist") for index, name in missing],
+                         extra={"missingSegments": names_missing})
+    chosen = [by_name[name.lower()] for name in names]
+    if len({segment.name for segment in chosen}) != len(chosen):
+        raise ApiProblem("validation_failed", "segments names the same segment twice",
+                         [FieldError("segments", "names the same segment twice (names are case-insensitive)")])
+    return chosen
 
 
 def _export_response(status: int, export: Export, extra_headers: dict[str, str] | None = None) -> ApiResponse:
@@ -629,11 +642,11 @@ def _export_response(status: int, export: Export, extra_headers: dict[str, str] 
 @route("POST", "/exports", Access.MEMBER)
 def create_export(context: Context) -> ApiResponse:
     body = parse_body(context.request, EXPORT_FIELDS)
-    connection, field_mapping = _validated_export(context, body)
+    connection, segment_names, field_mapping = _validated_export(context, body)
     now = utc_now()
     export = Export(
         id=new_id(), display_name=body["displayName"].strip(), connection_id=connection.id,
-        segments=list(body["segments"]), mapping=field_mapping, run_on=list(body["runOn"]),
+        segments=segment_names, mapping=field_mapping, run_on=list(body["runOn"]),
         tag_contacts=body["tagContacts"], created_at=now, updated_at=now, created_by=context.identity,
     )
     context.store.put_export(export)  # saving never runs it
@@ -662,10 +675,10 @@ def replace_export(context: Context) -> ApiResponse:
     if if_match and if_match.strip() not in ("*", current.etag):
         raise ApiProblem("precondition_failed", f"export {current.id!r} changed since you read it; GET it again")
     body = parse_body(context.request, EXPORT_FIELDS)
-    connection, field_mapping = _validated_export(context, body)
+    connection, segment_names, field_mapping = _validated_export(context, body)
     export = Export(
         id=current.id, display_name=body["displayName"].strip(), connection_id=connection.id,
-        segments=list(body["segments"]), mapping=field_mapping, run_on=list(body["runOn"]),
+        segments=segment_names, mapping=field_mapping, run_on=list(body["runOn"]),
         tag_contacts=body["tagContacts"], created_at=current.created_at, updated_at=utc_now(),
         created_by=current.created_by,
     )

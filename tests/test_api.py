@@ -258,6 +258,20 @@ def test_segments_are_listed_with_their_columns(api, api_segments):
     assert set(DEFAULT_MAPPING.values()) <= set(segments["Vip"]["columns"])
 
 
+def test_a_broken_segment_is_reported_and_hides_no_other(api, api_segments, segments_container):
+    segments_container.upload_blob("Broken.csv", b",,\r\n1,2\r\n")
+    listed = api("GET", "segments").json()
+    assert {item["name"] for item in listed["segments"]} == {"Vip", "Newsletter"}
+    assert len(listed["errors"]) == 1 and "Broken.csv" in listed["errors"][0]
+
+
+def test_segment_names_are_matched_as_the_run_engine_does_and_saved_as_found(api, api_connection, api_segments):
+    export = api("POST", "exports", json_body=export_body(api_connection().id, ["vip", "NEWSLETTER"])).json()
+    assert export["segments"] == ["Vip", "Newsletter"]
+    twice = api("POST", "exports", json_body=export_body(api_connection().id, ["vip", "Vip"]))
+    assert (twice.status, twice.json()["code"]) == (400, "validation_failed")
+
+
 def test_an_export_is_saved_not_run(api, api_settings, api_connection, api_segments, exports_api_contract):
     connection = api_connection()
     response = api("POST", "exports", json_body=export_body(connection.id, ["Vip", "Newsletter"], runOn=[]))
