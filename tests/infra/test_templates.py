@@ -1,0 +1,504 @@
+"""Structural checks on the parsed templates: identity-only access, least-privilege roles, the
+storage, Key Vault and function app settings the issue asks for, and app settings that match,
+name for name, what the app reads (shared/settings.py) and binds to (function_app.py)."""
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.infra.conftest import INFRA, ROOT, Resource, Template
+
+SETTINGS_PY = ROOT / "shared" / "settings.py"
+FUNCTION_APP_PY = ROOT / "function_app.py"
+
+# Built-in role definition IDs, the same in every tenant.
+STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
+STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
+KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
+MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
+STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+
+# The app identity's roles: role definition -> the type of resource it is scoped to.
+APP_IDENTITY_ROLES = {
+    STORAGE_BLOB_DATA_OWNER: "Microsoft.Storage/storageAccounts",
+    STORAGE_QUEUE_DATA_CONTRIBUTOR: "Microsoft.Storage/storageAccounts",
+    KEY_VAULT_SECRETS_OFFICER: "Microsoft.KeyVault/vaults",
+    MONITORING_METRICS_PUBLISHER: "Microsoft.Insights/components",
+}
+
+# Settings the templates set that the Functions host reads, not the app's code.
+HOST_SETTINGS = {
+    "AzureWebJobsStorage__credential",  # "managedidentity": identity-based host storage
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",  # where telemetry goes (a locator; ingestion needs a token)
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",  # telemetry authenticates with the app's identity
+}
+
+# Ways to address identity-based storage that the app accepts but the templates do not use: they
+# set the blob and queue service URIs (cloud-agnostic), and no table is used (no Durable Functions).
+UNUSED_STORAGE_ALTERNATIVES = {"AzureWebJobsStorage__accountName", "AzureWebJobsStorage__tableServiceUri"}
+
+# Anything that would mean a shared key or a key-bearing connection string.
+KEY_MATERIAL = re.compile(
+    r"AccountKey|DefaultEndpointsProtocol|SharedAccessSignature|SharedAccessKey|UseDevelopmentStorage"
+    r"|WEBSITE_CONTENTAZUREFILECONNECTIONSTRING|APPINSIGHTS_INSTRUMENTATIONKEY",
+    re.IGNORECASE,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading pycep trees and the app's sources
+
+
+def dotted(expression: Any) -> str:
+    """`a.b.c` from pycep's nested property_accessor operators; plain names and strings as they are."""
+    if isinstance(expression, dict) and expression.get("operator", {}).get("type") == "property_accessor":
+        operands = expression["operator"]["operands"]
+        return f"{dotted(operands['operand_1'])}.{dotted(operands['operand_2'])}"
+    return expression
+
+
+def functions_called(tree: Any) -> set[str]:
+    """Names (pycep's snake_case) of every function called anywhere in a template tree."""
+    found: set[str] = set()
+    if isinstance(tree, dict):
+        function = tree.get("function")
+        if isinstance(function, dict) and "type" in function:
+            found.add(function["type"])
+        for value in tree.values():
+            found |= functions_called(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            found |= functions_called(value)
+    return found
+
+
+def settings_the_app_reads() -> set[str]:
+    """String arguments of every `get("NAME")` call in shared/settings.py."""
+    names = set()
+    for node in ast.walk(ast.parse(SETTINGS_PY.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "get"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            names.add(node.args[0].value)
+    return names
+
+
+def settings_module_constant(name: str) -> Any:
+    for node in ast.parse(SETTINGS_PY.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"shared/settings.py no longer defines {name}")
+
+
+def settings_field_default(field: str) -> Any:
+    """The default of a field of the Settings dataclass (a literal)."""
+    for node in ast.walk(ast.parse(SETTINGS_PY.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ClassDef) and node.name == "Settings":
+            for statement in node.body:
+                if isinstance(statement, ast.AnnAssign) and getattr(statement.target, "id", None) == field:
+                    return ast.literal_eval(statement.value)
+    raise AssertionError(f"shared/settings.py: Settings has no field {field} with a literal default")
+
+
+def binding_expressions() -> set[str]:
+    """%NAME% app-setting references in function_app.py's trigger arguments."""
+    return set(re.findall(r"%([A-Za-z_][A-Za-z0-9_]*)%", FUNCTION_APP_PY.read_text(encoding="utf-8")))
+
+
+def function_names() -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(FUNCTION_APP_PY.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "function_name" and node.args:
+            names.add(ast.literal_eval(node.args[0]))
+    return names
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures over the parsed templates
+
+
+@pytest.fixture(scope="session")
+def main(templates) -> Template:
+    return templates["main.bicep"]
+
+
+@pytest.fixture(scope="session")
+def function_app(templates) -> Template:
+    return templates["modules/function-app.bicep"]
+
+
+@pytest.fixture(scope="session")
+def site(function_app) -> Resource:
+    (site,) = function_app.resources_of_type("Microsoft.Web/sites")
+    return site
+
+
+@pytest.fixture(scope="session")
+def app_settings(site) -> dict[str, Any]:
+    entries = site.properties["siteConfig"]["appSettings"]
+    names = [entry["name"] for entry in entries]
+    assert len(names) == len(set(names)), f"an app setting is set twice: {names}"
+    return {entry["name"]: entry["value"] for entry in entries}
+
+
+@pytest.fixture(scope="session")
+def storage_account(templates) -> Resource:
+    (account,) = templates["modules/storage.bicep"].resources_of_type("Microsoft.Storage/storageAccounts")
+    return account
+
+
+def module_param(main: Template, module_path: str, param: str) -> Any:
+    for module in main.modules.values():
+        if module["path"] == module_path:
+            return dotted(module["params"][param])
+    raise AssertionError(f"main.bicep does not use {module_path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Identity and roles
+
+
+def test_the_app_runs_as_exactly_one_user_assigned_identity(site, templates):
+    identity = site.body["identity"]
+    assert identity["type"] == "UserAssigned", "a system-assigned identity would get no roles"
+    assert list(identity["userAssignedIdentities"]) == ["'${identityId}'"]
+    assert len(templates["modules/identity.bicep"].resources_of_type("Microsoft.ManagedIdentity/userAssignedIdentities")) == 1
+
+
+def test_the_identity_gets_exactly_the_listed_roles_each_scoped_to_its_resource(templates, main):
+    rbac = templates["modules/role-assignments.bicep"]
+    variables = rbac.variables
+    granted = {}
+    for assignment in rbac.resources_of_type("Microsoft.Authorization/roleAssignments"):
+        properties = assignment.properties
+        if properties["principalId"] != "principalId":
+            continue  # someone else's assignment (checked below)
+        definition = properties["roleDefinitionId"]["function"]
+        assert definition["type"] == "subscription_resource_id", assignment.where()
+        role = variables.get(definition["parameters"]["resource_name_1"])
+        assert role not in granted, f"{assignment.where()}: role {role} granted twice"
+        scope = rbac.resource(assignment.body["scope"])  # a resource symbol, not the resource group
+        granted[role] = scope.type
+        assert properties["principalType"] == "ServicePrincipal", assignment.where()
+        assert not assignment.conditional, f"{assignment.where()}: the app's roles are not optional"
+    assert granted == APP_IDENTITY_ROLES
+    assert module_param(main, "modules/role-assignments.bicep", "principalId") == "identity.outputs.principalId"
+
+
+def test_role_assignments_live_only_in_the_rbac_module(templates):
+    for name, template in templates.items():
+        if name != "modules/role-assignments.bicep":
+            assert not template.resources_of_type("Microsoft.Authorization/roleAssignments"), name
+
+
+def test_customer_insights_may_only_write_to_the_segments_container(templates):
+    rbac = templates["modules/role-assignments.bicep"]
+    others = [
+        a for a in rbac.resources_of_type("Microsoft.Authorization/roleAssignments")
+        if a.properties["principalId"] != "principalId"
+    ]
+    assert [a.symbol for a in others] == ["customerInsightsBlobWriter"]
+    (writer,) = others
+    assert writer.conditional, "only when a Customer Insights principal is given"
+    role = rbac.variables[writer.properties["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]]
+    assert role == STORAGE_BLOB_DATA_CONTRIBUTOR
+    scope = rbac.resource(writer.body["scope"])
+    assert scope.type == "Microsoft.Storage/storageAccounts/blobServices/containers"
+    assert scope.body["name"] == "segmentsContainerName"
+
+
+# ---------------------------------------------------------------------------------------------
+# No keys anywhere
+
+
+def test_no_key_or_connection_string_anywhere_in_the_templates(templates):
+    for name, template in templates.items():
+        as_text = json.dumps(template.tree)  # the parsed tree: comments are not part of it
+        match = KEY_MATERIAL.search(as_text)
+        assert not match, f"{name}: {match.group(0)} means key-based access"
+        listing = sorted(f for f in functions_called(template.tree) if f.startswith("list"))
+        assert not listing, f"{name} calls {listing}: list* functions return keys or SAS tokens"
+
+
+def test_the_key_checks_would_catch_a_connection_string(templates):
+    """Guards the test above against a pycep tree shape where nothing could ever match."""
+    from pycep import BicepParser
+
+    leaked = BicepParser().parse(
+        text="resource s 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {\n  name: 'x'\n}\n"
+        "output c string = 'DefaultEndpointsProtocol=https;AccountKey=${s.listKeys().keys[0].value}'\n"
+        "output k string = listKeys(s.id, '2023-05-01').keys[0].value\n"
+    )
+    assert KEY_MATERIAL.search(json.dumps(leaked))
+    assert any(f.startswith("list") for f in functions_called(leaked))
+
+
+def test_storage_accepts_entra_id_only(storage_account):
+    properties = storage_account.properties
+    assert storage_account.body["kind"] == "StorageV2"
+    assert properties["allowSharedKeyAccess"] is False
+    assert properties["defaultToOAuthAuthentication"] is True
+    assert properties["allowBlobPublicAccess"] is False
+    assert properties["supportsHttpsTrafficOnly"] is True
+    assert properties["minimumTlsVersion"] == "TLS1_2"
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage contents
+
+
+def test_storage_has_the_containers_and_queues_the_app_uses(templates, main):
+    storage = templates["modules/storage.bicep"]
+    containers = {r.body["name"] for r in storage.resources_of_type("Microsoft.Storage/storageAccounts/blobServices/containers")}
+    assert containers == {"segmentsContainerName", "stateContainerName", "deploymentContainerName"}
+    queues = {r.body["name"] for r in storage.resources_of_type("Microsoft.Storage/storageAccounts/queueServices/queues")}
+    # function_app.py's chunk_poison listens on "%EXPORT_QUEUE%-poison".
+    assert queues == {"exportQueueName", "${exportQueueName}-poison"}
+    for container in storage.resources_of_type("Microsoft.Storage/storageAccounts/blobServices/containers"):
+        assert container.properties["publicAccess"] == "None", container.where()
+    # Names: main.bicep's defaults are the app's defaults.
+    assert main.parameters["segmentsContainerName"]["default"] == settings_field_default("segments_container")
+    assert main.parameters["stateContainerName"]["default"] == settings_field_default("state_container")
+    assert main.parameters["exportQueueName"]["default"] == settings_field_default("export_queue")
+
+
+def test_blob_soft_delete_is_off_because_customer_insights_exports_fail_with_it(templates):
+    (blob_service,) = templates["modules/storage.bicep"].resources_of_type("Microsoft.Storage/storageAccounts/blobServices")
+    assert blob_service.properties["deleteRetentionPolicy"]["enabled"] is False
+
+
+def test_the_event_grid_topic_watches_the_storage_account(templates, main):
+    (topic,) = templates["modules/eventgrid.bicep"].resources_of_type("Microsoft.EventGrid/systemTopics")
+    assert topic.properties["topicType"] == "Microsoft.Storage.StorageAccounts"
+    assert topic.properties["source"] == "storageAccountId"
+    assert module_param(main, "modules/eventgrid.bicep", "storageAccountId") == "storage.outputs.id"
+
+
+# ---------------------------------------------------------------------------------------------
+# Key Vault and monitoring
+
+
+def test_key_vault_uses_rbac_soft_delete_and_purge_protection(templates):
+    (vault,) = templates["modules/keyvault.bicep"].resources_of_type("Microsoft.KeyVault/vaults")
+    properties = vault.properties
+    assert properties["enableRbacAuthorization"] is True, "access policies would bypass RBAC"
+    assert properties["enableSoftDelete"] is True
+    assert properties["enablePurgeProtection"] is True
+    assert 7 <= properties["softDeleteRetentionInDays"] <= 90
+    assert "accessPolicies" not in properties
+
+
+def test_monitoring_accepts_entra_id_only(templates, app_settings):
+    monitoring = templates["modules/monitoring.bicep"]
+    (workspace,) = monitoring.resources_of_type("Microsoft.OperationalInsights/workspaces")
+    (insights,) = monitoring.resources_of_type("Microsoft.Insights/components")
+    assert workspace.properties["features"]["disableLocalAuth"] is True
+    assert insights.properties["DisableLocalAuth"] is True
+    assert dotted(insights.properties["WorkspaceResourceId"]) == "logAnalytics.id"
+    assert app_settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "ClientId=${identityClientId};Authorization=AAD"
+
+
+# ---------------------------------------------------------------------------------------------
+# Function app
+
+
+def test_the_plan_is_flex_consumption_fc1_on_linux(function_app, site):
+    (plan,) = function_app.resources_of_type("Microsoft.Web/serverfarms")
+    assert plan.body["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
+    assert plan.properties["reserved"] is True
+    assert dotted(site.properties["serverFarmId"]) == "plan.id"
+    assert site.body["kind"] == "functionapp,linux"
+
+
+def test_the_site_runs_python_3_11_from_a_package_read_with_the_identity(site):
+    config = site.properties["functionAppConfig"]
+    assert config["runtime"] == {"name": "python", "version": "3.11"}
+    storage = config["deployment"]["storage"]
+    assert storage["type"] == "blobContainer"
+    assert storage["value"] == "${blobEndpoint}${deploymentContainerName}"
+    assert storage["authentication"] == {"type": "UserAssignedIdentity", "userAssignedIdentityResourceId": "identityId"}
+
+
+def test_instance_count_and_memory_are_parameters_passed_through(site, main):
+    scale = site.properties["functionAppConfig"]["scaleAndConcurrency"]
+    assert scale == {"maximumInstanceCount": "maximumInstanceCount", "instanceMemoryMB": "instanceMemoryMB"}
+    for name in ("maximumInstanceCount", "instanceMemoryMB"):
+        assert main.parameters[name]["type"] == "int"
+        assert module_param(main, "modules/function-app.bicep", name) == name
+    assert main.decorator("instanceMemoryMB", "allowed") == [512, 2048, 4096]
+    assert main.decorator("maximumInstanceCount", "max_value") == 1000
+
+
+def test_the_site_is_https_only_with_ftps_off(site):
+    assert site.properties["httpsOnly"] is True
+    site_config = site.properties["siteConfig"]
+    assert site_config["ftpsState"] == "Disabled"
+    assert site_config["minTlsVersion"] == "1.2"
+
+
+def test_flex_consumption_settings_the_platform_rejects_are_absent(app_settings):
+    # Flex Consumption takes the runtime from functionAppConfig and refuses these settings.
+    assert not {"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE"} & set(app_settings)
+
+
+# ---------------------------------------------------------------------------------------------
+# App settings == what the app reads
+
+
+def test_the_templates_set_every_setting_the_app_reads(app_settings):
+    local_only = set(settings_module_constant("LOCAL_ONLY_SETTINGS"))
+    expected = settings_the_app_reads() - local_only - UNUSED_STORAGE_ALTERNATIVES
+    missing = expected - set(app_settings)
+    assert not missing, f"shared/settings.py reads {sorted(missing)}, which the templates never set"
+
+
+def test_the_templates_set_no_setting_the_app_does_not_read(app_settings):
+    unknown = set(app_settings) - settings_the_app_reads() - HOST_SETTINGS
+    assert not unknown, f"templates set {sorted(unknown)}, which neither the app nor the host reads"
+
+
+def test_local_only_settings_stay_local(app_settings):
+    local_only = set(settings_module_constant("LOCAL_ONLY_SETTINGS"))
+    assert "AzureWebJobsStorage" in local_only, "the connection-string setting must stay local"
+    assert not local_only & set(app_settings)
+
+
+def test_the_allow_lists_are_still_needed():
+    """Entries of the allow-lists above that the app starts reading must leave them."""
+    reads = settings_the_app_reads()
+    assert not HOST_SETTINGS & reads, "the app reads a host setting: drop it from HOST_SETTINGS"
+    assert UNUSED_STORAGE_ALTERNATIVES <= reads, "the app stopped reading a storage alternative"
+
+
+def test_host_storage_is_identity_based(app_settings):
+    assert app_settings["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert app_settings["AzureWebJobsStorage__clientId"] == "identityClientId"
+    assert app_settings["AZURE_CLIENT_ID"] == "identityClientId"
+    assert app_settings["AzureWebJobsStorage__blobServiceUri"] == "blobEndpoint"
+    assert app_settings["AzureWebJobsStorage__queueServiceUri"] == "queueEndpoint"
+
+
+def test_app_setting_values_come_from_the_right_places(app_settings, main):
+    assert app_settings["KEY_VAULT_URL"] == "keyVaultUri"
+    assert module_param(main, "modules/function-app.bicep", "keyVaultUri") == "keyVault.outputs.uri"
+    # App settings are strings: string(chunkRows).
+    assert app_settings["CHUNK_ROWS"] == {"function": {"type": "string", "parameters": {"value_to_convert": "chunkRows"}}}
+    assert module_param(main, "modules/function-app.bicep", "chunkRows") == "chunkRows"
+    for setting, parameter in {
+        "SEGMENTS_CONTAINER": "segmentsContainerName",
+        "STATE_CONTAINER": "stateContainerName",
+        "EXPORT_QUEUE": "exportQueueName",
+        "EXPORT_SCHEDULE": "exportSchedule",
+        "OMNISEND_API_URL": "omnisendApiUrl",
+    }.items():
+        assert app_settings[setting] == parameter, setting
+
+
+def test_parameter_defaults_match_the_app_defaults(main):
+    assert main.parameters["exportSchedule"]["default"] == settings_module_constant("DEFAULT_SCHEDULE")
+    assert main.parameters["omnisendApiUrl"]["default"] == settings_module_constant("DEFAULT_OMNISEND_API_URL")
+    assert main.parameters["chunkRows"]["default"] == settings_field_default("chunk_rows")
+    # settings.py refuses CHUNK_ROWS outside 100..5000; the template must not allow what the app refuses.
+    assert main.decorator("chunkRows", "min_value") == 100
+    assert main.decorator("chunkRows", "max_value") == 5000
+
+
+def test_every_binding_expression_in_function_app_is_an_app_setting(app_settings):
+    if not FUNCTION_APP_PY.exists():
+        pytest.skip("function_app.py is not in this checkout")
+    missing = binding_expressions() - set(app_settings)
+    assert not missing, f"function_app.py binds to %{'%, %'.join(sorted(missing))}% which no template sets"
+
+
+# ---------------------------------------------------------------------------------------------
+# Easy Auth
+
+
+def test_easy_auth_is_optional_returns_401_and_lets_event_grid_through(function_app, main):
+    (auth,) = [r for r in function_app.resources_of_type("Microsoft.Web/sites/config") if r.body["name"] == "authsettingsV2"]
+    properties = auth.properties
+    assert properties["platform"]["enabled"] == "authEnabled"
+    assert function_app.variables["authEnabled"] == {
+        "operator": {"type": "not", "operands": {"bool_value": {"function": {"type": "empty", "parameters": {"item_to_test": "authClientId"}}}}}
+    }
+    assert main.parameters["authClientId"]["default"] == "", "Easy Auth is off unless a client ID is given"
+    validation = properties["globalValidation"]
+    assert validation["requireAuthentication"] is True
+    assert validation["unauthenticatedClientAction"] == "Return401"
+    assert "/runtime/webhooks/blobs" in validation["excludedPaths"]
+    assert properties["login"]["tokenStore"]["enabled"] is False, "no token store: nothing to keep secret"
+
+
+def test_the_entra_app_roles_are_the_two_export_roles():
+    roles = json.loads((INFRA / "entra-app-roles.json").read_text(encoding="utf-8"))
+    assert sorted(role["value"] for role in roles) == ["Exports.Admin", "Exports.Contributor"]
+    assert len({role["id"] for role in roles}) == 2
+    assert all(role["isEnabled"] and set(role["allowedMemberTypes"]) == {"User", "Application"} for role in roles)
+
+
+# ---------------------------------------------------------------------------------------------
+# azd wiring
+
+
+def _azd_parameter_defaults() -> dict[str, str]:
+    parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    return {name: entry["value"] for name, entry in parameters.items()}
+
+
+def test_main_parameters_json_names_only_real_parameters_and_covers_the_required_ones(main):
+    given = _azd_parameter_defaults()
+    assert set(given) <= set(main.parameters), f"unknown: {sorted(set(given) - set(main.parameters))}"
+    required = {name for name, p in main.parameters.items() if "default" not in p}
+    assert required <= set(given), f"no value for {sorted(required - set(given))}"
+
+
+def test_main_parameters_json_defaults_equal_the_template_defaults(main):
+    for name, value in _azd_parameter_defaults().items():
+        match = re.fullmatch(r"\$\{[A-Z_]+=(.*)\}", str(value))
+        if match:
+            default = main.parameters[name]["default"]
+            assert match.group(1) == str(default), f"{name}: main.parameters.json says {match.group(1)!r}, main.bicep {default!r}"
+
+
+def test_azure_yaml_service_is_the_tagged_function_app(site):
+    import yaml
+
+    azure = yaml.safe_load((ROOT / "azure.yaml").read_text(encoding="utf-8"))
+    assert azure["infra"] == {"provider": "bicep", "path": "infra", "module": "main"}
+    assert (ROOT / azure["infra"]["path"] / f"{azure['infra']['module']}.bicep").is_file()
+    assert list(azure["services"]) == ["api"]
+    assert azure["services"]["api"]["host"] == "function"
+    assert (ROOT / azure["services"]["api"]["project"] / "host.json").is_file()
+    # azd finds the app to deploy to by this tag.
+    tags = site.body["tags"]["function"]
+    assert tags["type"] == "union" and tags["parameters"]["arg_2"] == {"'azd-service-name'": "api"}
+    hook = ROOT / azure["hooks"]["postdeploy"]["run"]
+    assert hook.is_file() and hook.stat().st_mode & 0o111, f"{hook} must exist and be executable"
+
+
+def test_the_hook_reads_only_outputs_azd_provides(main):
+    script = (INFRA / "hooks" / "postdeploy.sh").read_text(encoding="utf-8")
+    required = re.search(r"for setting in (.*?); do", script, re.S).group(1).replace("\\", " ").split()
+    azd_provides = {"AZURE_SUBSCRIPTION_ID", "AZURE_ENV_NAME", "AZURE_LOCATION"}
+    missing = set(required) - set(main.outputs) - azd_provides
+    assert not missing, f"the post-deploy hook needs {sorted(missing)}, which main.bicep does not output"
+
+
+def test_the_hook_subscribes_the_function_that_exists():
+    script = (INFRA / "hooks" / "postdeploy.sh").read_text(encoding="utf-8")
+    function = re.search(r"FUNCTION_NAME=\$\{FUNCTION_NAME:-(\w+)\}", script).group(1)
+    assert function == "segment_uploaded"
+    if FUNCTION_APP_PY.exists():
+        assert function in function_names(), f"function_app.py defines {sorted(function_names())}"
+        source = FUNCTION_APP_PY.read_text(encoding="utf-8")
+        assert "BlobSource.EVENT_GRID" in source, "the webhook only reaches an EventGrid-source blob trigger"
