@@ -1000,6 +1000,7 @@ def _batch_view(batch: dict, *, with_items: bool = False) -> dict:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so the client's pooled session is exercised
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms ACK stalls
     server_version = "OmnisendSandbox/1"
 
     @property
