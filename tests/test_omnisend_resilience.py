@@ -98,7 +98,7 @@ def test_persistent_resets_surface_as_transient(sandbox, omnisend_key):
 @pytest.mark.sandbox(window_seconds=1.0, requests_per_minute=8)
 def test_limiter_keeps_one_process_under_the_budget(sandbox, omnisend_key):
     """Four threads and two clients of one key share the process budget; the sandbox log is the judge."""
-    limiter = SlidingWindowLimiter(8, 8, window_seconds=1.0)
+    limiter = SlidingWindowLimiter(8, 8, window_seconds=1.0, margin_seconds=0.2)  # room for a loaded CI
     clients = [OmnisendClient(omnisend_key, base_url=sandbox.url, limiter=limiter) for _ in range(2)]
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda i: clients[i % 2].check_key(), range(24)))
