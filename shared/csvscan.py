@@ -245,6 +245,39 @@ class CsvScanner:
         m = many.match(self._buf, self._p)
         return m.end() if m else None
 
+    def encoding_problem_at_start(self) -> str | None:
+        """Why the data is not text in the format's encoding at all, else None.
+
+        Judged on the first block: NUL bytes (UTF-16), or as many lines with undecodable bytes as
+        lines whose non-ASCII bytes decode (a Latin-1 file). A stray bad byte among good text is
+        left to the reader, which rejects that one row.
+        """
+        head = self._buf[: 1024 * 1024]
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+            return "is not UTF-8 text (it holds NUL bytes: UTF-16?); export it as UTF-8"
+        encoding = canonical_encoding(self._fmt.encoding)
+        lines = head.split(b"\n")
+        if not self._eof or len(self._buf) > len(head):
+            lines.pop()  # may end inside a character
+        good, bad, first_bad = 0, 0, None
+        for number, line in enumerate(lines, 1):
+            if line.isascii():
+                continue
+            try:
+                line.decode(encoding)
+                good += 1
+            except UnicodeDecodeError as err:
+                bad += 1
+                first_bad = first_bad or (number, line[err.start])
+        if bad and bad >= good:
+            line_number, byte = first_bad
+            return (
+                f"is not valid {self._fmt.encoding}: {bad} of the first {len(lines)} lines hold bytes that "
+                f"do not decode (first: 0x{byte:02x} on line {line_number}); save the file as "
+                f"{self._fmt.encoding} (is it Latin-1/Windows-1252?)"
+            )
+        return None
+
     def header(self) -> list[str] | None:
         """The header record's fields (format with header), else None. Call before `chunks`."""
         if self._header_done or not self._fmt.header:

@@ -1,0 +1,299 @@
+"""From a profile row to an Omnisend contact (ContactRequest of API 2026-03-15), or a reject.
+
+Data matching as Customer Insights offers it: Email (required) and optional First name, Last name,
+Address, Country/Region, State, City, Post Code, each mapped to a column chosen by name.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from dataclasses import dataclass, fields as dataclass_fields
+from enum import Enum
+from typing import Iterable, Sequence
+
+from .segments import RawRow
+
+CONTACT_FIELDS = ("email", "firstName", "lastName", "address", "country", "state", "city", "postalCode")
+MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit minus the angle brackets
+MAX_LOCAL_PART_LENGTH = 64
+MAX_FIELD_LENGTH = 1000  # characters; a longer name or address is garbage, not a person's data
+REJECTS_CSV_HEADER = ("segment", "partition", "row", "reason", "detail", "email")
+
+# ISO 3166-1 alpha-2: the 249 officially assigned codes (user-assigned ones such as XK excluded).
+ISO_3166_ALPHA2 = frozenset(
+    """
+    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS
+    BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE
+    EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM
+    HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC
+    LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA
+    NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW
+    SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO
+    TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
+    """.split()
+)
+
+_ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+# Lower-case ASCII address with a dot-atom local part and a domain of at least two labels whose
+# last is alphabetic (or punycode). Quoted local parts and IP-literal domains are not accepted.
+_EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})")
+_NON_ASCII_LOCAL_FORBIDDEN = set(" \t\r\n\"(),:;<>@[\\]")
+
+
+class MappingError(ValueError):
+    """A field mapping that cannot work; names the field(s), the column(s) and the segment."""
+
+
+class RejectReason(str, Enum):
+    MISSING_EMAIL = "missing_email"
+    INVALID_EMAIL = "invalid_email"
+    DUPLICATE = "duplicate"
+    MALFORMED_ROW = "malformed_row"
+    UNDECODABLE = "undecodable"
+    FIELD_TOO_LONG = "field_too_long"
+    CONTACT_LIMIT = "contact_limit"
+    OMNISEND_REJECTED = "omnisend_rejected"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Reject:
+    segment: str
+    partition: str
+    row: int
+    reason: RejectReason
+    detail: str
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class FieldMapping:
+    """Column names (as the user chose them; matched case-insensitively) per contact field."""
+
+    email: str
+    first_name: str | None = None
+    last_name: str | None = None
+    address: str | None = None
+    country: str | None = None
+    state: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FieldMapping":
+        """From the HTTP API's camelCase keys (email, firstName, ... postalCode)."""
+        if not isinstance(d, dict):
+            raise MappingError("the field mapping must be an object of contact field -> column name")
+        unknown = sorted(set(d) - set(CONTACT_FIELDS))
+        if unknown:
+            raise MappingError(f"unknown contact field(s) {unknown} in the mapping; known: {list(CONTACT_FIELDS)}")
+        values = {}
+        for key, attr in zip(CONTACT_FIELDS, _ATTRS):
+            value = d.get(key)
+            if value is not None and not isinstance(value, str):
+                raise MappingError(f"mapping of {key} must be a column name (text), got {type(value).__name__}")
+            values[attr] = value.strip() if value and value.strip() else None
+        if not values["email"]:
+            raise MappingError("the mapping must name the column that holds the email address (email)")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return {key: getattr(self, attr) for key, attr in zip(CONTACT_FIELDS, _ATTRS) if getattr(self, attr)}
+
+
+_ATTRS = tuple(f.name for f in dataclass_fields(FieldMapping))  # same order as CONTACT_FIELDS
+
+
+@dataclass(frozen=True)
+class BoundMapping:
+    """A mapping resolved against a segment's columns: field -> column index."""
+
+    segment: str
+    columns: tuple[str, ...]
+    email: int
+    country: int | None
+    plain: tuple[tuple[str, int], ...]  # (ContactRequest key, column index), country excluded
+
+
+def _column_index(columns: Sequence[str], wanted: str) -> int | None | str:
+    exact = [i for i, c in enumerate(columns) if c == wanted]
+    if len(exact) == 1:
+        return exact[0]
+    folded = [i for i, c in enumerate(columns) if c.casefold() == wanted.casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    return "ambiguous" if folded else None
+
+
+def bind(mapping: FieldMapping, columns: Sequence[str], segment: str) -> BoundMapping:
+    """Column indexes for the mapping; MappingError lists every column the segment lacks."""
+    indexes: dict[str, int] = {}
+    missing, ambiguous = [], []
+    for key, attr in zip(CONTACT_FIELDS, _ATTRS):
+        column = getattr(mapping, attr)
+        if column is None:
+            continue
+        found = _column_index(columns, column)
+        if found is None:
+            missing.append(f"{key} -> {column!r}")
+        elif found == "ambiguous":
+            ambiguous.append(f"{key} -> {column!r}")
+        else:
+            indexes[key] = found
+    problems = []
+    if missing:
+        problems.append(f"no column for {', '.join(missing)}")
+    if ambiguous:
+        problems.append(f"several columns differ only by case for {', '.join(ambiguous)}")
+    if problems:
+        raise MappingError(f"segment {segment!r}: {'; '.join(problems)} (its columns: {', '.join(columns)})")
+    plain = tuple((k, i) for k, i in indexes.items() if k not in ("email", "country"))
+    return BoundMapping(segment, tuple(columns), indexes["email"], indexes.get("country"), plain)
+
+
+@dataclass(frozen=True)
+class MappedContact:
+    email: str
+    contact: dict  # the ContactRequest body
+
+
+@dataclass(frozen=True)
+class RowRejection:
+    reason: RejectReason
+    detail: str
+    email: str = ""
+
+    def reject(self, segment: str, partition: str, row: int) -> Reject:
+        return Reject(segment, partition, row, self.reason, self.detail, self.email)
+
+
+def normalize_email(raw: str) -> str | None:
+    """Trimmed, lower-cased address, or None when it is not a valid address."""
+    email = raw.strip().lower()
+    if len(email) > MAX_EMAIL_LENGTH:
+        return None
+    if email.isascii():
+        if not _EMAIL.fullmatch(email) or email.index("@") > MAX_LOCAL_PART_LENGTH:
+            return None
+        return email
+    return _normalize_international(email)
+
+
+def _normalize_international(email: str) -> str | None:
+    """Non-ASCII (RFC 6531) address: a plain local part and a domain that IDNA can encode."""
+    local, at, domain = email.rpartition("@")
+    if not at or not local or len(local.encode()) > MAX_LOCAL_PART_LENGTH:
+        return None
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        return None
+    if any(c in _NON_ASCII_LOCAL_FORBIDDEN or not c.isprintable() for c in local):
+        return None
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    probe = ("x" if not local.isascii() else local) + "@" + ascii_domain.lower()
+    return email if _EMAIL.fullmatch(probe) else None
+
+
+def email_key(email: str) -> int:
+    """A stable 64-bit key of a normalised address, for compact run-wide duplicate sets.
+
+    Stable across processes (unlike hash()); a collision needs ~4 billion addresses to be likely.
+    """
+    return int.from_bytes(hashlib.blake2b(email.encode(), digest_size=8).digest(), "little")
+
+
+def contact_request(email: str, **fields: str | None) -> dict:
+    """The ContactRequest body: one email identifier that never sends a welcome message.
+
+    Never `channels` (that would change a subscription), never `tags` (that would replace the
+    contact's tags). Country goes as `countryCode` when it is an ISO 3166-1 alpha-2 code.
+    Empty values are left out.
+    """
+    unknown = set(fields) - set(CONTACT_FIELDS[1:])
+    if unknown:
+        raise TypeError(f"contact_request got unknown field(s) {sorted(unknown)}")
+    contact: dict = {"identifiers": [{"type": "email", "id": email, "sendWelcomeMessage": False}]}
+    for key, value in fields.items():
+        value = value.strip() if value else ""
+        if not value:
+            continue
+        if key == "country":
+            _set_country(contact, value)
+        else:
+            contact[key] = value
+    return contact
+
+
+def _set_country(contact: dict, value: str) -> None:
+    code = value.upper()
+    if len(code) == 2 and code in ISO_3166_ALPHA2:
+        contact["countryCode"] = code
+    else:
+        contact["country"] = value
+
+
+def _parse_problem(problem: str) -> RowRejection:
+    code, _, detail = problem.partition(": ")
+    try:
+        reason = RejectReason(code)
+    except ValueError:
+        reason, detail = RejectReason.MALFORMED_ROW, problem
+    return RowRejection(reason, detail)
+
+
+def map_row(bound: BoundMapping, row: RawRow) -> MappedContact | RowRejection:
+    """The contact to send for a row, or why it is rejected (duplicates are the run's business)."""
+    if row.problem is not None or row.fields is None:
+        return _parse_problem(row.problem or "malformed_row: the row has no fields")
+    fields = row.fields
+    raw_email = fields[bound.email]
+    email = normalize_email(raw_email)
+    if email is None:
+        shown = raw_email.strip()
+        if not shown:
+            return RowRejection(RejectReason.MISSING_EMAIL, f"column {bound.columns[bound.email]!r} is empty")
+        return RowRejection(
+            RejectReason.INVALID_EMAIL,
+            f"column {bound.columns[bound.email]!r}: {shown[:100]!r} is not a valid email address",
+            shown[:MAX_EMAIL_LENGTH + 66],
+        )
+    contact: dict = {"identifiers": [{"type": "email", "id": email, "sendWelcomeMessage": False}]}
+    for key, index in bound.plain:
+        value = fields[index]
+        if value:
+            value = value.strip()
+            if value:
+                if len(value) > MAX_FIELD_LENGTH:
+                    return _too_long(bound, index, value, email)
+                contact[key] = value
+    if bound.country is not None:
+        value = fields[bound.country].strip()
+        if value:
+            if len(value) > MAX_FIELD_LENGTH:
+                return _too_long(bound, bound.country, value, email)
+            _set_country(contact, value)
+    return MappedContact(email, contact)
+
+
+def _too_long(bound: BoundMapping, index: int, value: str, email: str) -> RowRejection:
+    return RowRejection(
+        RejectReason.FIELD_TOO_LONG,
+        f"column {bound.columns[index]!r} holds {len(value)} characters, the limit is {MAX_FIELD_LENGTH}",
+        email,
+    )
+
+
+def rejects_to_csv(rejects: Iterable[Reject], *, header: bool = True) -> str:
+    """Rejects as CSV (RFC 4180, CRLF); `header=False` to append to an existing file."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    if header:
+        writer.writerow(REJECTS_CSV_HEADER)
+    for r in rejects:
+        writer.writerow((r.segment, r.partition, r.row, RejectReason(r.reason).value, r.detail, r.email))
+    return out.getvalue()
