@@ -502,3 +502,11 @@ def test_the_hook_subscribes_the_function_that_exists():
         assert function in function_names(), f"function_app.py defines {sorted(function_names())}"
         source = FUNCTION_APP_PY.read_text(encoding="utf-8")
         assert "BlobSource.EVENT_GRID" in source, "the webhook only reaches an EventGrid-source blob trigger"
+
+
+def test_the_readme_deploy_section_documents_every_azd_variable():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- section: deploy -->", 1)[1].split("<!-- /section: deploy -->", 1)[0]
+    variables = set(re.findall(r"\$\{([A-Z_]+)=", (INFRA / "main.parameters.json").read_text(encoding="utf-8")))
+    undocumented = {name for name in variables if f"`{name}`" not in section}
+    assert not undocumented, f"README (deploy) does not mention {sorted(undocumented)}"
