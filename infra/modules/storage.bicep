@@ -10,7 +10,7 @@ param exportQueueName string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // #checkov:skip=CKV_AZURE_35:Customer Insights and the Flex Consumption app (no VNet integration in this template) reach the account over its public endpoint; shared keys are off, so every request needs an Entra token with a data role
-  // #checkov:skip=CKV_AZURE_59:Customer Insights and the Flex Consumption app (no VNet integration in this template) reach the account over its public endpoint; shared keys are off, so every request needs an Entra token with a data role
+  // #checkov:skip=CKV_AZURE_59:Public network access stays on because Customer Insights delivers its blob exports to the public endpoint; keys are disabled, so that endpoint answers Entra-authorised requests only
   // #checkov:skip=CKV_AZURE_206:Locally redundant is enough here: Customer Insights re-exports every segment on each refresh and a lost export run is re-run; geo-redundant SKUs are not offered in every region
   name: name
   location: location
