@@ -259,6 +259,8 @@ class CsvScanner:
         lines = head.split(b"\n")
         if not self._eof or len(self._buf) > len(head):
             lines.pop()  # may end inside a character
+        elif lines[-1] == b"":
+            lines.pop()
         good, bad, first_bad = 0, 0, None
         for number, line in enumerate(lines, 1):
             if line.isascii():

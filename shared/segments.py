@@ -127,7 +127,7 @@ def _blob_reader(container: ContainerClient, blob: str, etag: str) -> ReadFn:
             ).readall()
         except ResourceModifiedError:
             raise SegmentChangedError(
-                f"blob {blob} was replaced after it was planned (ETag {etag} no longer matches): "
+                f"blob {blob} was replaced or deleted after it was planned (ETag {etag} no longer matches): "
                 "start a new run to read the new version"
             ) from None
         except ResourceNotFoundError:
@@ -314,6 +314,7 @@ def _ci_segments(container: ContainerClient, errors: list[SegmentError] | None, 
 def _plain_header(container: ContainerClient, blob, fmt: CsvFormat) -> tuple[str, ...]:
     scanner = CsvScanner(_blob_reader(container, blob.name, blob.etag), blob.size, fmt, block_bytes=64 * 1024)
     try:
+        _check_text(scanner, fmt)
         header = scanner.header()
     except CsvScanError as err:
         raise SegmentError(f"{blob.name}: {err}") from None

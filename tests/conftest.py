@@ -309,3 +309,19 @@ def api_segments(segments_container):
     for name, profiles in written.items():
         write_plain_segment(segments_container, name, profiles)
     return written
+
+
+# --- Segments (shared/segments.py) and the sample export generator (tools/sample_export.py) -------
+
+
+@pytest.fixture()
+def ci_export(segments_container):
+    """Writes a Customer Insights export into the segments container:
+    ci_export({"HighValue": generate_profiles(30)}, partitions=2, when=datetime(...)) -> blobs written
+    (partitions, then model.json). Keyword arguments go to tools.sample_export.write_ci_export."""
+    from tools.sample_export import write_ci_export
+
+    def write(segments: dict, **options) -> list[str]:
+        return write_ci_export(segments_container, segments, **options)
+
+    return write
