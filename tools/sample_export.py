@@ -92,6 +92,7 @@ class ProfileSet:
     duplicate_share: float = 0.005
     email_domain: str = "example.com"
     quote_all: bool = False
+    tricky_share: float = 0.01
     columns: tuple[str, ...] = CI_COLUMNS
 
     # ------------------------------------------------------------ per row
@@ -104,7 +105,7 @@ class ProfileSet:
         u -= self.bad_share
         if u < self.duplicate_share and i > 0 and self._original_of(i) is not None:
             return Kind.DUPLICATE
-        return Kind.TRICKY if (_mix(self.seed + 1, i) % 100) == 0 else Kind.VALID
+        return Kind.TRICKY if (_mix(self.seed + 1, i) % 10_000) < self.tricky_share * 10_000 else Kind.VALID
 
     def _original_of(self, i: int) -> int | None:
         """The earlier valid row a duplicate row repeats."""
@@ -200,11 +201,16 @@ def _quote(value: str, quote_all: bool) -> str:
 
 
 def generate_profiles(count: int, *, seed: int = 0, bad_share: float = 0.01, duplicate_share: float = 0.005,
-                      email_domain: str = "example.com", quote_all: bool = False) -> ProfileSet:
-    """A lazily generated segment of `count` CI-like profiles with a known share of bad rows."""
+                      email_domain: str = "example.com", quote_all: bool = False,
+                      tricky_share: float = 0.01) -> ProfileSet:
+    """A lazily generated segment of `count` CI-like profiles with a known share of bad rows.
+
+    tricky_share: valid rows whose address holds quotes, a comma and a line feed.
+    quote_all: every field quoted (as some CDM writers do) instead of only where needed.
+    """
     if count < 0 or not 0 <= bad_share + duplicate_share <= 1:
         raise ValueError("count must be >= 0 and bad_share + duplicate_share between 0 and 1")
-    return ProfileSet(count, seed, bad_share, duplicate_share, email_domain, quote_all)
+    return ProfileSet(count, seed, bad_share, duplicate_share, email_domain, quote_all, tricky_share)
 
 
 def partition_bounds(count: int, partitions: int) -> list[tuple[int, int]]:
@@ -280,6 +286,45 @@ def write_plain_segment(container: ContainerClient, name: str, profiles: Profile
     for number, (start, stop) in enumerate(partition_bounds(profiles.count, files), 1):
         upload_blocks(container, f"{name}/part-{number:04d}.csv", profiles.blocks(start, stop, header=True))
     return f"{name}/"
+
+
+@dataclass(frozen=True)
+class ProfileSlice:
+    """Rows [first, first + count) of a larger set: segments cut from one population share people."""
+
+    population: ProfileSet
+    first: int
+    count: int
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.population.columns
+
+    def expected(self, i: int) -> Expected:
+        found = self.population.expected(self.first + i)
+        return Expected(i + 1, found.kind, found.email, found.reason)
+
+    def fields(self, i: int) -> list[str]:
+        return self.population.fields(self.first + i)
+
+    def blocks(self, start: int = 0, stop: int | None = None, *, header: bool = False,
+               block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
+        stop = self.count if stop is None else stop
+        return self.population.blocks(self.first + start, self.first + stop, header=header, block_bytes=block_bytes)
+
+
+def overlapping_segments(names: tuple[str, ...], population: ProfileSet, share: float = 0.6) -> dict[str, ProfileSlice]:
+    """Cut `names` segments from `population`, each `share` of it, evenly offset so neighbours overlap."""
+    size = int(population.count * share)
+    step = (population.count - size) // max(1, len(names) - 1)
+    return {name: ProfileSlice(population, k * step, size) for k, name in enumerate(names)}
+
+
+def write_demo_export(container: ContainerClient, profiles: int, names: tuple[str, ...]) -> dict:
+    """The sample `make run` exports: overlapping segments of `profiles` people, with some bad rows."""
+    segments = overlapping_segments(names, generate_profiles(profiles, seed=7, bad_share=0.01))
+    write_ci_export(container, segments, partitions=3)
+    return {"rows": sum(s.count for s in segments.values()), "mapping": dict(DEFAULT_MAPPING)}
 
 
 def main() -> None:
