@@ -1,0 +1,151 @@
+"""Mapping profile rows to Omnisend ContactRequest bodies, and rejects."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from shared.mapping import (
+    ISO_3166_ALPHA2, MAX_FIELD_LENGTH, REJECTS_CSV_HEADER, FieldMapping, MappedContact, MappingError, Reject,
+    RejectReason, RowRejection, bind, contact_request, email_key, map_row, normalize_email, rejects_to_csv,
+)
+from shared.segments import RawRow
+from tools.sample_export import CI_COLUMNS, DEFAULT_MAPPING
+
+CONTRACT = Path(__file__).parent / "contracts" / "omnisend-2026-03-15.json"
+
+
+@pytest.fixture(scope="module")
+def contact_schema():
+    document = json.loads(CONTRACT.read_text())
+    return {"$ref": "#/components/schemas/ContactRequest", "components": document["components"]}
+
+
+@pytest.fixture()
+def bound():
+    return bind(FieldMapping.from_dict(DEFAULT_MAPPING), CI_COLUMNS, "HighValue")
+
+
+def profile(**values) -> RawRow:
+    defaults = dict(CustomerId="1", FirstName="Jane", LastName="Doe", PrimaryEmail="jane@example.com",
+                    Address1="1 Main St", Country="US", State="California", City="Los Angeles", PostCode="90001",
+                    PhoneNumber="", LifetimeValue="1.0", LastPurchaseDate="")
+    defaults.update(values)
+    return RawRow(7, [defaults[c] for c in CI_COLUMNS], None)
+
+
+def test_mapping_round_trips_through_the_api_shape():
+    mapping = FieldMapping.from_dict({"email": " PrimaryEmail ", "firstName": "FirstName", "country": ""})
+    assert mapping == FieldMapping(email="PrimaryEmail", first_name="FirstName")
+    assert FieldMapping.from_dict(mapping.to_dict()) == mapping
+    assert FieldMapping.from_dict(DEFAULT_MAPPING).to_dict() == DEFAULT_MAPPING
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"email": "E", "phone": "P"}, r"unknown contact field\(s\) \['phone'\]"),
+    ({"firstName": "F"}, r"must name the column that holds the email address"),
+    ({"email": 3}, r"mapping of email must be a column name \(text\), got int"),
+])
+def test_bad_mappings(bad, message):
+    with pytest.raises(MappingError, match=message):
+        FieldMapping.from_dict(bad)
+
+
+def test_bind_matches_columns_case_insensitively_and_names_every_missing_one():
+    mapping = FieldMapping(email="primaryemail", first_name="FIRSTNAME", city="Town", state="Region")
+    assert bind(FieldMapping(email="primaryemail", first_name="FIRSTNAME"), CI_COLUMNS, "S").email == 3
+    with pytest.raises(MappingError) as caught:
+        bind(mapping, ("PrimaryEmail", "FirstName"), "Lapsed")
+    assert str(caught.value) == ("segment 'Lapsed': no column for state -> 'Region', city -> 'Town' "
+                                 "(its columns: PrimaryEmail, FirstName)")
+    with pytest.raises(MappingError, match="several columns differ only by case for email -> 'EMAIL'"):
+        bind(FieldMapping(email="EMAIL"), ("Email", "email"), "S")
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("  Jane.Doe@Example.COM\t", "jane.doe@example.com"),
+    ("o'brien+news@mail.example.co.uk", "o'brien+news@mail.example.co.uk"),
+    ("jürgen@bücher.de", "jürgen@bücher.de"),
+    ("a@xn--80ak6aa92e.com", "a@xn--80ak6aa92e.com"),
+    ("jane.doe", None), ("jane@", None), ("@example.com", None), ("jane doe@example.com", None),
+    ("jane@@example.com", None), ("jane@example", None), (".jane@example.com", None), ("ja..ne@example.com", None),
+    ("jane@-example.com", None), ('"jane"@example.com', None), ("x" * 65 + "@example.com", None),
+    ("a@" + "b" * 250 + ".com", None), ("", None),
+])
+def test_normalize_email(raw, expected):
+    assert normalize_email(raw) == expected
+
+
+def test_email_key_is_a_stable_64_bit_key():
+    assert email_key("jane@example.com") == email_key("jane@example.com") != email_key("john@example.com")
+    assert 0 <= email_key("jane@example.com") < 2**64
+    assert email_key("jane@example.com") == 0x3e4d5f5563bf4694  # blake2b-64: the same in every process and release
+
+
+def test_contact_request_is_safe_and_valid(contact_schema):
+    body = contact_request("jane@example.com", firstName=" Jane ", lastName="", country="lt", city=None,
+                           postalCode="LT-01100")
+    assert body == {
+        "identifiers": [{"type": "email", "id": "jane@example.com", "sendWelcomeMessage": False}],
+        "firstName": "Jane", "countryCode": "LT", "postalCode": "LT-01100",
+    }
+    jsonschema.validate(body, contact_schema)
+    assert contact_request("a@example.com", country="Lithuania")["country"] == "Lithuania"
+    assert "countryCode" not in contact_request("a@example.com", country="UK")  # not an ISO code: sent as a name
+    with pytest.raises(TypeError, match="tags"):
+        contact_request("a@example.com", tags="vip")
+
+
+def test_iso_codes_are_the_official_249():
+    assert len(ISO_3166_ALPHA2) == 249
+    assert {"US", "GB", "LT", "SS", "BQ", "AX"} <= ISO_3166_ALPHA2 and not {"UK", "XK", "EU", "AN"} & ISO_3166_ALPHA2
+
+
+def test_map_row_builds_the_contact(bound, contact_schema):
+    result = map_row(bound, profile(PrimaryEmail=" Jane@Example.com ", State="", Country="Germany"))
+    assert isinstance(result, MappedContact) and result.email == "jane@example.com"
+    assert result.contact == {
+        "identifiers": [{"type": "email", "id": "jane@example.com", "sendWelcomeMessage": False}],
+        "firstName": "Jane", "lastName": "Doe", "address": "1 Main St", "city": "Los Angeles",
+        "postalCode": "90001", "country": "Germany",
+    }
+    assert not {"tags", "channels"} & set(result.contact) and "channels" not in result.contact["identifiers"][0]
+    jsonschema.validate(result.contact, contact_schema)
+
+
+@pytest.mark.parametrize("row,reason,detail", [
+    (profile(PrimaryEmail="  "), RejectReason.MISSING_EMAIL, "column 'PrimaryEmail' is empty"),
+    (profile(PrimaryEmail="jane@"), RejectReason.INVALID_EMAIL,
+     "column 'PrimaryEmail': 'jane@' is not a valid email address"),
+    (profile(City="c" * (MAX_FIELD_LENGTH + 1)), RejectReason.FIELD_TOO_LONG,
+     f"column 'City' holds {MAX_FIELD_LENGTH + 1} characters, the limit is {MAX_FIELD_LENGTH}"),
+    (profile(Country="c" * (MAX_FIELD_LENGTH + 1)), RejectReason.FIELD_TOO_LONG,
+     f"column 'Country' holds {MAX_FIELD_LENGTH + 1} characters, the limit is {MAX_FIELD_LENGTH}"),
+    (RawRow(3, None, "malformed_row: 3 fields, the segment has 12 columns"), RejectReason.MALFORMED_ROW,
+     "3 fields, the segment has 12 columns"),
+    (RawRow(3, None, "undecodable: byte 0xff at byte 9 of the row is not valid utf-8"), RejectReason.UNDECODABLE,
+     "byte 0xff at byte 9 of the row is not valid utf-8"),
+])
+def test_map_row_rejects_with_a_reason(bound, row, reason, detail):
+    result = map_row(bound, row)
+    assert isinstance(result, RowRejection)
+    assert (result.reason, result.detail) == (reason, detail)
+
+
+def test_rejects_csv_quotes_what_needs_quoting():
+    rejects = [
+        Reject("HighValue", "HV/HighValue_1.csv", 12, RejectReason.INVALID_EMAIL, "'a,b' is not valid", "a,b"),
+        RowRejection(RejectReason.MALFORMED_ROW, 'line "1"\nand 2').reject("HighValue", "HV/HighValue_2.csv", 3),
+    ]
+    text = rejects_to_csv(rejects)
+    parsed = list(csv.reader(io.StringIO(text, newline="")))
+    assert tuple(parsed[0]) == REJECTS_CSV_HEADER
+    assert parsed[1:] == [
+        ["HighValue", "HV/HighValue_1.csv", "12", "invalid_email", "'a,b' is not valid", "a,b"],
+        ["HighValue", "HV/HighValue_2.csv", "3", "malformed_row", 'line "1"\nand 2', ""],
+    ]
+    assert rejects_to_csv(rejects[:1], header=False).startswith("HighValue,")
