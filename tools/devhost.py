@@ -962,7 +962,8 @@ class QueueListener:
                 continue
             try:
                 messages = list(self.queue.receive_messages(
-                    max_messages=reserved, visibility_timeout=int(self.host.message_lease_seconds)))
+                    max_messages=reserved, messages_per_page=reserved,
+                    visibility_timeout=int(self.host.message_lease_seconds)))
             except Exception as error:  # noqa: BLE001 - storage hiccup: report, back off, retry
                 log.warning("queue %s: receiving failed (%s); retrying", self.queue_name, error)
                 messages = []
@@ -1069,6 +1070,7 @@ def _handler_class(host: DevHost) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "devhost"
+        disable_nagle_algorithm = True  # one small response per request: no 40 ms delayed-ACK stall
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # invocations are logged by the host, without bodies or headers
