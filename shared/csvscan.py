@@ -393,40 +393,84 @@ def split_records(data: bytes, fmt: CsvFormat) -> list[bytes]:
     return out
 
 
+def fast_fields(data: bytes, fmt: CsvFormat, expected_rows: int | None = None) -> list[list[str]] | None:
+    """Every record's fields of a chunk in one go, or None when the chunk needs `iter_fields`.
+
+    No quote -> records are lines, fields are `str.split`; quotes -> one `csv.reader` over the
+    chunk, trusted only when it finds the record count the scanner found (it would split more at a
+    lone CR). None when bytes do not decode or `csv` objects.
+    """
+    try:
+        text = data.decode(canonical_encoding(fmt.encoding))
+    except UnicodeDecodeError:
+        return None
+    return _fast_rows(text, data, fmt, expected_rows)
+
+
 def iter_fields(data: bytes, fmt: CsvFormat, expected_rows: int | None = None) -> Iterator[list[str] | RecordProblem]:
     """Fields of each record of a chunk's bytes, or the problem that record has.
 
-    Fast paths (the whole chunk decodes at once): no quote -> records are lines, fields are
-    `str.split`; quotes -> one `csv.reader` over the chunk, trusted only when it finds the record
-    count the scanner found (it would split more at a lone CR). Otherwise each record is decoded and
-    parsed on its own, so one bad row is reported as that row instead of spoiling the chunk.
+    The fast paths of `fast_fields`; a chunk with undecodable bytes is decoded with surrogate
+    escapes and only the rows holding them are reported; anything else is parsed record by record.
     """
     encoding = canonical_encoding(fmt.encoding)
-    quote = fmt.quote.encode() if fmt.quote else b""
     try:
-        text = data.decode(encoding)
+        text, suspect = data.decode(encoding), False
     except UnicodeDecodeError:
-        text = None
-    if text is not None and (not quote or quote not in data):
+        text, suspect = data.decode(encoding, "surrogateescape"), True
+    rows = _fast_rows(text, data, fmt, expected_rows)
+    if rows is None:
+        for raw in split_records(data, fmt):
+            try:
+                yield parse_record(decode_record(raw, fmt), fmt)
+            except RecordProblem as problem:
+                yield problem
+        return
+    if not suspect:
+        yield from rows
+        return
+    for fields in rows:
+        joined = "".join(fields)
+        undecodable = not joined.isascii() and _SURROGATE.search(joined) and _undecodable_field(fields, encoding)
+        yield undecodable or fields
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of an undecodable byte
+
+
+def _fast_rows(text: str, data: bytes, fmt: CsvFormat, expected_rows: int | None) -> list[list[str]] | None:
+    """Rows of a whole decoded chunk, or None when it needs the record-by-record path."""
+    if not fmt.quote or fmt.quote.encode() not in data:
+        return _line_rows(text, data, fmt.delimiter)
+    if expected_rows is None:
+        return None
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=fmt.delimiter, quotechar=fmt.quote))
+    except csv.Error:
+        return None
+    return rows if len(rows) == expected_rows else None
+
+
+def _line_rows(text: str, data: bytes, delimiter: str) -> list[list[str]]:
+    crs = data.count(b"\r")
+    if crs and crs == data.count(b"\n") and data.endswith(b"\r\n"):
+        lines = text[:-2].split("\r\n")  # all CRLF: the common case, no per-line stripping
+    else:
         lines = text.split("\n")
         if lines[-1] == "":
             lines.pop()
-        delimiter = fmt.delimiter
-        for line in lines:
-            if line.endswith("\r"):
-                line = line[:-1]
-            yield line.split(delimiter) if line else []
-        return
-    if text is not None and expected_rows is not None:
+        if crs:
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    if not text:
+        return []
+    return [line.split(delimiter) if line else [] for line in lines]
+
+
+def _undecodable_field(fields: list[str], encoding: str) -> RecordProblem | None:
+    for number, value in enumerate(fields, 1):
         try:
-            rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=fmt.delimiter, quotechar=fmt.quote))
-        except csv.Error:
-            rows = None
-        if rows is not None and len(rows) == expected_rows:
-            yield from rows
-            return
-    for raw in split_records(data, fmt):
-        try:
-            yield parse_record(decode_record(raw, fmt), fmt)
-        except RecordProblem as problem:
-            yield problem
+            value.encode(encoding)
+        except UnicodeEncodeError as err:
+            byte = value[err.start].encode(encoding, "surrogateescape")[0]
+            return RecordProblem("undecodable", f"byte 0x{byte:02x} in field {number} is not valid {encoding}")
+    return None

@@ -11,7 +11,7 @@ import io
 import re
 from dataclasses import dataclass, fields as dataclass_fields
 from enum import Enum
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 from .segments import RawRow
 
@@ -39,7 +39,7 @@ _ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 # Lower-case ASCII address with a dot-atom local part and a domain of at least two labels whose
 # last is alphabetic (or punycode). Quoted local parts and IP-literal domains are not accepted.
-_EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})")
+_EMAIL = re.compile(rf"(?=[^@]{{1,64}}@){_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})")
 _NON_ASCII_LOCAL_FORBIDDEN = set(" \t\r\n\"(),:;<>@[\\]")
 
 
@@ -154,14 +154,12 @@ def bind(mapping: FieldMapping, columns: Sequence[str], segment: str) -> BoundMa
     return BoundMapping(segment, tuple(columns), indexes["email"], indexes.get("country"), plain)
 
 
-@dataclass(frozen=True)
-class MappedContact:
+class MappedContact(NamedTuple):  # NamedTuples: one per row, the cheapest immutable records to make
     email: str
     contact: dict  # the ContactRequest body
 
 
-@dataclass(frozen=True)
-class RowRejection:
+class RowRejection(NamedTuple):
     reason: RejectReason
     detail: str
     email: str = ""
@@ -175,11 +173,9 @@ def normalize_email(raw: str) -> str | None:
     email = raw.strip().lower()
     if len(email) > MAX_EMAIL_LENGTH:
         return None
-    if email.isascii():
-        if not _EMAIL.fullmatch(email) or email.index("@") > MAX_LOCAL_PART_LENGTH:
-            return None
+    if _EMAIL.fullmatch(email):  # the fast path: a plain ASCII address (local part <= 64 checked too)
         return email
-    return _normalize_international(email)
+    return None if email.isascii() else _normalize_international(email)
 
 
 def _normalize_international(email: str) -> str | None:

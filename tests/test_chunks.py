@@ -81,7 +81,7 @@ def test_row_problems_are_reported_per_row():
 
     assert [(r.number, r.fields, r.problem) for r in rows] == [
         (1, ["a@x.com", "A"], None),
-        (2, None, "undecodable: byte 0xff at byte 9 of the row is not valid utf-8"),
+        (2, None, "undecodable: byte 0xff in field 2 is not valid utf-8"),
         (3, None, "malformed_row: a blank line, the segment has 2 columns"),
         (4, None, "malformed_row: 3 fields, the segment has 2 columns"),
         (5, None, "malformed_row: 1 fields, the segment has 2 columns"),

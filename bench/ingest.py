@@ -1,0 +1,132 @@
+"""Ingestion benchmark: a 1,000,000-row Customer Insights segment in Azurite, planned and read.
+
+    python -m bench.ingest [--rows 1000000] [--partitions 3] [--rows-per-chunk 1000] [--quote-all]
+
+Each phase runs in its own child process so its peak memory (max RSS) is its own:
+  write     generate the CI-layout export and stream it to Azurite (stage/commit blocks)
+  plan      plan_chunks over every partition (ranged downloads, one pass)
+  read+map  for every chunk, on one core: read_chunk, map_row, run-wide duplicate set of email_key,
+            contacts serialised as Omnisend batch bodies (100 items), rejects as CSV
+Times are wall clock (Azurite runs beside us, serving the downloads) and this process's CPU time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import resource
+import time
+from datetime import datetime, timezone
+
+from shared.settings import Settings
+from shared.storage import container
+from tools.azurite import start_azurite
+
+WHEN = datetime(2024, 1, 31, 23, 45, tzinfo=timezone.utc)
+BATCH_ITEMS = 100
+
+
+def _container(connection_string: str):
+    return container(Settings.from_env({"AzureWebJobsStorage": connection_string}), "segments")
+
+
+def _max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def phase_write(connection_string: str, rows: int, partitions: int, quote_all: bool) -> dict:
+    from tools.sample_export import generate_profiles, write_ci_export
+
+    client = _container(connection_string)
+    client.create_container()
+    started = time.perf_counter()
+    write_ci_export(client, {"Bench": generate_profiles(rows, quote_all=quote_all)}, partitions=partitions, when=WHEN)
+    return {"seconds": time.perf_counter() - started, "max_rss_mb": _max_rss_mb()}
+
+
+def phase_plan(connection_string: str, rows_per_chunk: int) -> dict:
+    from shared.segments import get_segment, plan_chunks
+
+    client = _container(connection_string)
+    segment = get_segment(client, "Bench")
+    wall, cpu = time.perf_counter(), time.process_time()
+    chunks = [chunk.to_dict() for chunk in plan_chunks(client, segment, rows_per_chunk)]
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    size = sum(p.size for p in segment.partitions)
+    return {"chunks": chunks, "bytes": size, "rows": sum(c["rowCount"] for c in chunks), "seconds": wall,
+            "cpu_seconds": cpu, "max_rss_mb": _max_rss_mb()}
+
+
+def phase_read_map(connection_string: str, chunk_dicts: list[dict]) -> dict:
+    from shared.mapping import FieldMapping, MappedContact, bind, email_key, map_row, rejects_to_csv
+    from shared.segments import Chunk, read_chunk
+    from tools.sample_export import DEFAULT_MAPPING
+
+    client = _container(connection_string)
+    chunks = [Chunk.from_dict(d) for d in chunk_dicts]
+    bound = bind(FieldMapping.from_dict(DEFAULT_MAPPING), chunks[0].columns, chunks[0].segment)
+    seen: set[int] = set()
+    rows = sent = rejected = duplicates = body_bytes = 0
+    wall, cpu = time.perf_counter(), time.process_time()
+    for chunk in chunks:
+        items, rejects = [], []
+        for row in read_chunk(client, chunk):
+            rows += 1
+            result = map_row(bound, row)
+            if isinstance(result, MappedContact):
+                key = email_key(result.email)
+                if key in seen:
+                    duplicates += 1
+                    continue
+                seen.add(key)
+                items.append(result.contact)
+            else:
+                rejects.append(result.reject(chunk.segment, chunk.blob, row.number))
+        for start in range(0, len(items), BATCH_ITEMS):
+            body = {"method": "POST", "endpoint": "contacts", "items": items[start:start + BATCH_ITEMS]}
+            body_bytes += len(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
+        sent += len(items)
+        rejected += len(rejects)
+        rejects_to_csv(rejects, header=False)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"rows": rows, "sent": sent, "rejected": rejected, "duplicates": duplicates, "body_bytes": body_bytes,
+            "seconds": wall, "cpu_seconds": cpu, "max_rss_mb": _max_rss_mb()}
+
+
+def run_in_child(function, *args):
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(function, args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--rows-per-chunk", type=int, default=1000)
+    parser.add_argument("--quote-all", action="store_true", help="quote every field (some CDM writers do)")
+    args = parser.parse_args()
+
+    azurite = start_azurite("bench")
+    try:
+        cs = azurite.connection_string
+        written = run_in_child(phase_write, cs, args.rows, args.partitions, args.quote_all)
+        print(f"write     {args.rows:,} rows in {args.partitions} partitions: {written['seconds']:.1f} s, "
+              f"peak {written['max_rss_mb']:.0f} MB")
+        plan = run_in_child(phase_plan, cs, args.rows_per_chunk)
+        mb = plan["bytes"] / 1e6
+        print(f"plan      {mb:.0f} MB, {plan['rows']:,} rows, {len(plan['chunks'])} chunks: "
+              f"{mb / plan['seconds']:.0f} MB/s wall ({plan['rows'] / plan['seconds']:,.0f} rows/s), "
+              f"{mb / plan['cpu_seconds']:.0f} MB/s per core (CPU), peak {plan['max_rss_mb']:.0f} MB")
+        largest = max(len(json.dumps(c).encode()) for c in plan["chunks"])
+        print(f"          largest chunk message {largest} bytes")
+        read = run_in_child(phase_read_map, cs, plan["chunks"])
+        print(f"read+map  {read['rows']:,} rows -> {read['sent']:,} contacts, {read['rejected']:,} rejects, "
+              f"{read['duplicates']:,} duplicates, {read['body_bytes'] / 1e6:.0f} MB of batch bodies: "
+              f"{read['rows'] / read['seconds']:,.0f} rows/s wall, {read['rows'] / read['cpu_seconds']:,.0f} rows/s "
+              f"per core (CPU), peak {read['max_rss_mb']:.0f} MB")
+    finally:
+        azurite.stop()
+
+
+if __name__ == "__main__":
+    main()
