@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from .omnisend import (
-    BATCH_MAX_ITEMS,
-    TAG_MAX_EMAILS,
+    MAX_BATCH_ITEMS,
+    MAX_TAG_EMAILS,
     Batch,
     OmnisendClient,
     OmnisendError,
@@ -24,6 +24,10 @@ from .omnisend import (
 log = logging.getLogger(__name__)
 
 STOPPED_BATCH_RETRIES = 2
+
+
+class Stopped(Exception):
+    """The run was cancelled or failed meanwhile: the chunk must not send anything more."""
 
 
 class Deferred(Exception):
@@ -91,6 +95,8 @@ class ChunkDelivery:
     tag_only: frozenset[str]
     progress: ChunkProgress
     save: Callable[[ChunkProgress], None]
+    # Asked before every write to Omnisend, so a cancelled run stops within one request.
+    still_wanted: Callable[[], bool] = lambda: True
     max_wait_seconds: float = 120.0
     sleep: Callable[[float], None] = time.sleep
 
@@ -98,7 +104,7 @@ class ChunkDelivery:
         if not self.progress.batches:
             emails = list(self.contacts)
             self.progress.batches = [
-                BatchState(emails[i : i + BATCH_MAX_ITEMS]) for i in range(0, len(emails), BATCH_MAX_ITEMS)
+                BatchState(emails[i : i + MAX_BATCH_ITEMS]) for i in range(0, len(emails), MAX_BATCH_ITEMS)
             ]
             self.save(self.progress)
         try:
@@ -119,9 +125,14 @@ class ChunkDelivery:
     def _create_missing_batches(self) -> None:
         for batch in self.progress.batches:
             if batch.batch_id is None and not batch.verified:
+                self._check_wanted()
                 items = [self.contacts[email] for email in batch.emails]
                 batch.batch_id = self.client.create_contact_batch(items)
                 self.save(self.progress)
+
+    def _check_wanted(self) -> None:
+        if not self.still_wanted():
+            raise Stopped()
 
     def _verify_finished_batches(self) -> None:
         pending = {b.batch_id: b for b in self.progress.batches if b.batch_id and not b.verified}
@@ -193,6 +204,7 @@ class ChunkDelivery:
         for index, (tags, emails) in enumerate(self._tag_calls(sent)):
             if index in self.progress.tag_calls_done:
                 continue
+            self._check_wanted()
             try:
                 self.client.add_tags(emails, list(tags))
             except (RateLimitedError, TransientError):
@@ -204,16 +216,16 @@ class ChunkDelivery:
             self.save(self.progress)
 
     def _tag_calls(self, sent: Iterable[str]) -> list[tuple[tuple[str, ...], list[str]]]:
-        """Emails grouped by their tag set, at most TAG_MAX_EMAILS a call, in a stable order."""
+        """Emails grouped by their tag set, at most MAX_TAG_EMAILS a call, in a stable order."""
         groups: dict[tuple[str, ...], list[str]] = {}
         for email in sorted(set(sent)):
             tags = self.tags_by_email.get(email)
             if tags:
                 groups.setdefault(tags, []).append(email)
         return [
-            (tags, emails[i : i + TAG_MAX_EMAILS])
+            (tags, emails[i : i + MAX_TAG_EMAILS])
             for tags, emails in sorted(groups.items())
-            for i in range(0, len(emails), TAG_MAX_EMAILS)
+            for i in range(0, len(emails), MAX_TAG_EMAILS)
         ]
 
 

@@ -30,7 +30,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.storage.blob import ContainerClient
 
 from . import documents, mapping, segments, storage
-from .delivery import ChunkDelivery, ChunkProgress, Deferred
+from .delivery import ChunkDelivery, ChunkProgress, Deferred, Stopped
 from .omnisend import AuthenticationError, OmnisendClient, PermissionDeniedError, RateLimitedError
 from .ratelimit import BlobRateLimiter, Budget
 from .secrets import secret_store
@@ -505,6 +505,7 @@ class _Planner:
                 elif key in self._earlier:
                     notes[str(row.number)] = NOTE_TAG_ONLY
                     self.tag_only_rows += 1
+                    current.add(key)
                 else:
                     self._unique += 1
                     if self.contact_limit is not None and self._unique > self.contact_limit:
@@ -543,6 +544,9 @@ def _process_chunk(settings: Settings, message: dict) -> None:
         return
     try:
         _deliver_chunk(settings, store, run, message)
+    except Stopped:
+        log.info("run %s chunk %s stopped: the run ended meanwhile", run_id, seq)
+        return
     except (Deferred, RunFailure):
         raise
     except Exception as exc:
@@ -594,6 +598,7 @@ def _deliver_chunk(settings: Settings, store: RunStore, run: Run, message: dict)
         tag_only=frozenset(tag_only),
         progress=progress,
         save=lambda p: store.write(f"runs/{run_id}/progress/{seq}.json", json.dumps(p.to_dict())),
+        still_wanted=lambda: not store.load_run(run_id)[0].terminal,
     )
     try:
         outcome = delivery.run()

@@ -1,6 +1,7 @@
 """Fixtures shared by the whole suite. Real parts only: Azurite for storage, the sandbox for Omnisend."""
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -11,10 +12,14 @@ from tools.azurite import Azurite, start_azurite
 
 @pytest.fixture(scope="session")
 def azurite() -> Azurite:
-    """One Azurite for the session (started here, stopped at the end), data in .azurite/tests."""
-    emulator = start_azurite("tests")
+    """One Azurite for the session (started here, stopped and removed at the end), data in
+    .azurite/tests-<pid> so that concurrent sessions do not share a folder."""
+    import shutil
+
+    emulator = start_azurite(f"tests-{os.getpid()}")
     yield emulator
     emulator.stop()
+    shutil.rmtree(emulator.location, ignore_errors=True)
 
 
 @pytest.fixture()

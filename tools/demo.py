@@ -1,0 +1,198 @@
+"""`make run`: one whole export on local defaults, end to end, then everything is stopped again.
+
+Starts Azurite and the Omnisend sandbox (the real Omnisend when OMNISEND_API_KEY is set), starts the
+dev host with the function app, writes a sample Customer Insights export, creates a connection and an
+export through the HTTP API, runs it with a progress bar, and prints the summary and the rejects file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import requests
+
+from tools.azurite import ROOT, free_port, start_azurite
+
+RESULTS = ROOT / ".local" / "runs"
+SEGMENTS = ("HighValueCustomers", "NewsletterSubscribers")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=7071, help="dev host port (default 7071)")
+    parser.add_argument("--profiles", type=int, default=20_000, help="profiles in the sample export")
+    parser.add_argument("--workers", type=int, default=4, help="queue invocations at once (scale-out)")
+    args = parser.parse_args(argv)
+
+    with ExitStack() as stack:
+        azurite = start_azurite("run")
+        stack.callback(azurite.stop)
+        say(f"Azurite on 127.0.0.1:{azurite.blob_port} (data in .azurite/run)")
+
+        api_key = os.environ.get("OMNISEND_API_KEY")
+        omnisend_url = os.environ.get("OMNISEND_API_URL", "https://api.omnisend.com/api")
+        if api_key:
+            say(f"Using the real Omnisend at {omnisend_url} (OMNISEND_API_KEY is set)")
+        else:
+            sandbox, omnisend_url, api_key = start_sandbox()
+            stack.callback(stop_process, sandbox)
+            say(f"Omnisend sandbox at {omnisend_url} (400 requests/min, 60 tag calls/min, like Omnisend)")
+
+        env = dict(
+            os.environ,
+            AzureWebJobsStorage=azurite.connection_string,
+            OMNISEND_API_URL=omnisend_url,
+            SEGMENTS_CONTAINER="segments",
+            STATE_CONTAINER="export-state",
+            EXPORT_QUEUE="export-chunks",
+            EXPORT_SCHEDULE="0 0 2 * * *",
+            KEY_VAULT_URL="",
+        )
+        env.pop("OMNISEND_API_KEY", None)
+        host = start_devhost(env, args.port, args.workers)
+        stack.callback(stop_process, host)
+        base = f"http://127.0.0.1:{args.port}/api"
+        wait_until_up(f"{base}/health", host)
+        say(f"Dev host at {base} with {args.workers} queue workers")
+
+        expected = write_sample(azurite.connection_string, args.profiles)
+        say(f"Wrote a Customer Insights export: {expected['rows']:,} profile rows in {len(SEGMENTS)} segments")
+
+        session = requests.Session()
+        connection = call(session, "POST", f"{base}/connections", {
+            "displayName": "Omnisend (make run)", "apiKey": api_key, "consent": True,
+        })
+        export = call(session, "POST", f"{base}/exports", {
+            "displayName": "Sample segments to Omnisend", "connectionId": connection["id"],
+            "segments": list(SEGMENTS), "mapping": expected["mapping"], "runOn": [],
+        })
+        run = call(session, "POST", f"{base}/exports/{export['id']}/runs", None)
+        say(f"Run {run['runId']} queued")
+        final = follow(session, f"{base}/runs/{run['runId']}")
+        rejects = save_rejects(session, f"{base}/runs/{run['runId']}/rejects", run["runId"])
+        summarize(final, rejects)
+        return 0 if final["status"] in ("succeeded", "partiallySucceeded") else 1
+
+
+def say(text: str) -> None:
+    print(f"» {text}", flush=True)
+
+
+def start_sandbox() -> tuple[subprocess.Popen, str, str]:
+    port = free_port()
+    key = "demo-brand-" + os.urandom(8).hex()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tools.omnisend_sandbox", "--port", str(port), "--key", key],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    wait_until_up(f"http://127.0.0.1:{port}/_sandbox/state", process)
+    return process, url, key
+
+
+def start_devhost(env: dict, port: int, workers: int) -> subprocess.Popen:
+    log_path = ROOT / ".local" / "devhost.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "w")
+    return subprocess.Popen(
+        [sys.executable, "-m", "tools.devhost", "--port", str(port), "--workers", str(workers)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{process.args[2]} exited with {process.returncode} (see .local/)")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def write_sample(connection_string: str, count: int) -> dict:
+    from azure.storage.blob import BlobServiceClient
+
+    from tools import sample_export
+
+    container = BlobServiceClient.from_connection_string(connection_string).get_container_client("segments")
+    container.create_container()
+    return sample_export.write_demo_export(container, count, SEGMENTS)
+
+
+def call(session: requests.Session, method: str, url: str, body: dict | None) -> dict:
+    response = session.request(method, url, json=body, timeout=30)
+    if response.status_code >= 400:
+        raise SystemExit(f"{method} {url} answered {response.status_code}: {response.text}")
+    return response.json()
+
+
+def follow(session: requests.Session, url: str) -> dict:
+    interactive = sys.stdout.isatty()
+    started = time.monotonic()
+    last_line = 0.0
+    while True:
+        run = session.get(url, timeout=30).json()
+        line = progress_line(run, time.monotonic() - started)
+        if interactive:
+            print("\r" + line, end="", flush=True)
+        elif time.monotonic() - last_line >= 5 or run["finishedAt"]:
+            print(line, flush=True)
+            last_line = time.monotonic()
+        if run["finishedAt"]:
+            if interactive:
+                print()
+            return run
+        time.sleep(0.5)
+
+
+def progress_line(run: dict, elapsed: float, width: int = 30) -> str:
+    done = int(run["progress"] * width)
+    counts = run["counts"]
+    minutes, seconds = divmod(int(elapsed), 60)
+    return (
+        f"[{'#' * done}{'.' * (width - done)}] {run['progress']:6.1%} {run['status']:<18} "
+        f"rows {counts['rows']:,} · sent {counts['sent']:,} · rejected {counts['rejected']:,} · "
+        f"failed {counts['failed']:,} · {minutes}m{seconds:02d}s"
+    )
+
+
+def save_rejects(session: requests.Session, url: str, run_id: str) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{run_id}-rejects.csv"
+    path.write_bytes(session.get(url, timeout=60).content)
+    return path
+
+
+def summarize(run: dict, rejects: Path) -> None:
+    counts = run["counts"]
+    print()
+    say(f"Run {run['runId']}: {run['status']} in {run['startedAt']} → {run['finishedAt']}")
+    print(json.dumps(counts, indent=2))
+    balanced = counts["rows"] == counts["sent"] + counts["rejected"] + counts["failed"]
+    say(f"rows = sent + rejected + failed: {'yes' if balanced else 'NO'}")
+    if run.get("error"):
+        say(f"error: {run['error']}")
+    say(f"Rejected and failed rows, with reasons: {rejects.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
