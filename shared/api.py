@@ -607,9 +607,9 @@ def _validated_export(context: Context, body: dict[str, Any]) -> tuple[Connectio
     errors = []
     for index, segment in enumerate(chosen):
         try:
-            mapping.bind(field_mapping, segment.columns)
-        except mapping.MappingError as error:
-            errors.append(FieldError(f"segments[{index}]", f"segment {segment.name!r}: {error}"))
+            mapping.bind(field_mapping, segment.columns, segment.name)
+        except mapping.MappingError as error:  # the message names the segment and the missing columns
+            errors.append(FieldError(f"segments[{index}]", str(error)))
     if errors:
         raise ApiProblem("mapping_invalid", "; ".join(error.message for error in errors), errors)
     return connection, [segment.name for segment in chosen], field_mapping.to_dict()
