@@ -336,7 +336,7 @@ def handle(settings: Settings, request: ApiRequest) -> ApiResponse:
     try:
         matched, params = _match(request)
         context = Context(settings, request, params)
-        context.caller = _authorize(request, matched.access)
+        context.caller = _authorize(request, matched.access, settings)
         return matched.handler(context)
     except ApiProblem as problem:
         if problem.status >= 500:
@@ -364,9 +364,13 @@ def _match(request: ApiRequest) -> tuple[Route, dict[str, str]]:
     raise ApiProblem("route_not_found", f"no route /api/{'/'.join(parts)}; see /api/openapi.json")
 
 
-def _authorize(request: ApiRequest, access: str) -> Caller | None:
+def _authorize(request: ApiRequest, access: str, settings: Settings) -> Caller | None:
     if access == Access.PUBLIC:
         return None
+    if not settings.trust_client_principal:
+        log.error("App Service Authentication is off: every caller is refused")
+        raise ApiProblem("unauthenticated", "App Service Authentication is off for this app, so no caller can be "
+                         "trusted: turn it on (README, Deploy to Azure)")
     try:
         caller = caller_from_headers(request.headers)
     except PrincipalError as error:

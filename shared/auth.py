@@ -2,8 +2,9 @@
 
 Easy Auth validates the caller's token and passes the result to the app as the
 `X-MS-CLIENT-PRINCIPAL` header: base64 of `{"auth_typ", "name_typ", "role_typ", "claims": [{"typ",
-"val"}]}`. Clients cannot forge it in Azure (the platform strips it from incoming requests), so the app
-trusts it. The app's two roles are app roles of its Entra ID registration.
+"val"}]}`. Clients cannot forge it in Azure while App Service Authentication is on (the platform strips
+it from incoming requests); with it off the API refuses every caller (see `Settings.trust_client_principal`).
+The app's two roles are app roles of its Entra ID registration.
 """
 from __future__ import annotations
 

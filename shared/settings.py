@@ -11,6 +11,8 @@ DEFAULT_SCHEDULE = "0 0 2 * * *"
 
 # Settings that only make sense on a developer's machine; the Azure templates never set them.
 LOCAL_ONLY_SETTINGS = ("AzureWebJobsStorage", "LOCAL_SECRETS_DIR")
+# Settings App Service sets by itself on every app; the templates never set them either.
+PLATFORM_SETTINGS = ("WEBSITE_SITE_NAME", "WEBSITE_AUTH_ENABLED")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ class Settings:
     azure_client_id: str | None = None
     local_secrets_dir: str = os.path.join(os.path.expanduser("~"), ".omnisend-export", "secrets")
     chunk_rows: int = 1000
+    # In App Service the X-MS-CLIENT-PRINCIPAL header is trustworthy only while App Service
+    # Authentication is on (it then strips the header from incoming requests); off Azure (dev host,
+    # func start) there is no platform to forge past.
+    trust_client_principal: bool = True
 
     @property
     def poison_queue(self) -> str:
@@ -83,6 +89,8 @@ class Settings:
             azure_client_id=get("AZURE_CLIENT_ID"),
             local_secrets_dir=get("LOCAL_SECRETS_DIR", cls.local_secrets_dir),
             chunk_rows=rows,
+            trust_client_principal=get("WEBSITE_SITE_NAME") is None
+            or (get("WEBSITE_AUTH_ENABLED") or "").lower() == "true",
         )
 
 

@@ -66,6 +66,21 @@ def test_an_unreadable_principal_is_401_saying_what_is_wrong(api, header, says):
     assert says in response.json()["detail"]
 
 
+@pytest.mark.parametrize("auth_enabled, status", [(None, 401), ("False", 401), ("True", 200)])
+def test_in_app_service_a_principal_counts_only_while_app_service_authentication_is_on(settings, auth_enabled, status):
+    from shared.settings import Settings
+    from tests.conftest import ApiCaller
+
+    environment = {"AzureWebJobsStorage": settings.storage.connection_string,
+                   "STATE_CONTAINER": settings.state_container, "WEBSITE_SITE_NAME": "omnisend-export-app"}
+    if auth_enabled is not None:
+        environment["WEBSITE_AUTH_ENABLED"] = auth_enabled
+    response = ApiCaller(Settings.from_env(environment))("GET", "exports", role="admin")
+    assert response.status == status
+    if status == 401:
+        assert "App Service Authentication is off" in response.json()["detail"]
+
+
 def test_a_principal_without_an_app_role_is_403(api):
     response = api("GET", "exports", role="norole")
     assert (response.status, response.json()["code"]) == (403, "forbidden")

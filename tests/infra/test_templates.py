@@ -357,7 +357,8 @@ def test_flex_consumption_settings_the_platform_rejects_are_absent(app_settings)
 
 def test_the_templates_set_every_setting_the_app_reads(app_settings):
     local_only = set(settings_module_constant("LOCAL_ONLY_SETTINGS"))
-    expected = settings_the_app_reads() - local_only - UNUSED_STORAGE_ALTERNATIVES
+    platform = set(settings_module_constant("PLATFORM_SETTINGS"))
+    expected = settings_the_app_reads() - local_only - platform - UNUSED_STORAGE_ALTERNATIVES
     missing = expected - set(app_settings)
     assert not missing, f"shared/settings.py reads {sorted(missing)}, which the templates never set"
 
@@ -367,10 +368,11 @@ def test_the_templates_set_no_setting_the_app_does_not_read(app_settings):
     assert not unknown, f"templates set {sorted(unknown)}, which neither the app nor the host reads"
 
 
-def test_local_only_settings_stay_local(app_settings):
+def test_local_only_and_platform_settings_stay_out_of_the_templates(app_settings):
     local_only = set(settings_module_constant("LOCAL_ONLY_SETTINGS"))
+    platform = set(settings_module_constant("PLATFORM_SETTINGS"))
     assert "AzureWebJobsStorage" in local_only, "the connection-string setting must stay local"
-    assert not local_only & set(app_settings)
+    assert not (local_only | platform) & set(app_settings)
 
 
 def test_the_allow_lists_are_still_needed():
