@@ -580,7 +580,8 @@ def _deliver_chunk(settings: Settings, store: RunStore, run: Run, message: dict)
             reject = _note_reject(note, mapped.email, unsent_earlier, connection.contact_limit)
             if reject:
                 rejects.append(mapping.Reject(chunk.segment, chunk.blob, row.number, reject[0], reject[1], mapped.email))
-            elif note == NOTE_TAG_ONLY:
+                continue
+            if note == NOTE_TAG_ONLY:
                 tag_only.add(mapped.email)
             else:
                 contacts[mapped.email] = mapped.contact
@@ -656,7 +657,6 @@ def _merge(settings: Settings, run_id: str, seq: int | None) -> None:
     if seq is not None:
         found = store.read(f"runs/{run_id}/results/{seq}.json")
         result = ChunkResult.from_json(found[0])
-    next_wave: list[dict] = []
     while True:
         run, etag = store.load_run(run_id)
         if result is not None and result.seq not in run.chunks_done:
@@ -664,18 +664,20 @@ def _merge(settings: Settings, run_id: str, seq: int | None) -> None:
             run.chunks_done.append(result.seq)
         elif seq is not None:
             return  # counted before
-        done = set(run.chunks_done)
-        enqueued = sum(run.wave_sizes[: run.waves_enqueued])
-        if not run.terminal and len(done) == enqueued:
+        next_wave = []
+        # A wave is opened once every chunk enqueued so far is counted; an empty wave opens the next.
+        while not run.terminal and set(range(sum(run.wave_sizes[: run.waves_enqueued]))) <= set(run.chunks_done):
             if run.waves_enqueued < len(run.wave_sizes):
-                next_wave = _open_wave(store, run)
+                next_wave += _open_wave(store, run)
             else:
                 run.status = "partiallySucceeded" if run.counts.rejected or run.counts.failed else "succeeded"
                 run.finished_at = _now()
+        # Enqueued before the run is saved: a crash in between leads to this chunk's redelivery, which
+        # opens the wave again (duplicate chunk messages are harmless), never to a wave left unopened.
+        if next_wave:
+            _enqueue(settings, next_wave)
         if store.save_run(run, etag):
             break
-    if next_wave:
-        _enqueue(settings, next_wave)
     if run.terminal:
         _release_active(store, run.export_id, run.run_id)
         log.info("run %s %s: %s", run_id, run.status, asdict(run.counts))

@@ -191,3 +191,18 @@ def test_a_missing_segment_fails_the_run_naming_it(api_settings, export_of, segm
     export = export_of(["Nowhere"])
     run = pump(api_settings, runs.start_run(api_settings, export, "manual").run_id)
     assert run.status == "failed" and "Nowhere" in run.error
+
+
+def test_an_omnisend_refusal_is_reported_on_the_row_that_was_sent(api_settings, export_of, segments_container,
+                                                                  sandbox):
+    header = "PrimaryEmail,FirstName,LastName,Address1,Country,State,City,PostCode\r\n"
+    rows = ["ann@example.com,Ann,,,,,,", "bob@example.com,Bob,,,,,,", " ANN@example.com ,Ann,,,,,,"]
+    segments_container.upload_blob("Vip.csv", (header + "\r\n".join(rows) + "\r\n").encode())
+    export = export_of(["Vip"])
+    sandbox.set_faults(item_error_emails=["ann@example.com"])
+
+    run = pump(api_settings, runs.start_run(api_settings, export, "manual").run_id)
+
+    assert dataclasses.asdict(run.counts) == {"rows": 3, "sent": 1, "rejected": 2, "failed": 0}
+    assert [(r["row"], r["reason"]) for r in rejects(api_settings, run.run_id)] == [
+        ("1", "omnisend_rejected"), ("3", "duplicate")]
