@@ -4,7 +4,6 @@ Data goes to a git-ignored folder under `.azurite/`; telemetry is off.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
