@@ -399,15 +399,13 @@ def fail_poisoned_message(settings: Settings, body: bytes) -> None:
     run_id = message["runId"]
     store = RunStore(settings)
     if message["kind"] == "plan":
-        _fail(settings, run_id, "planning failed on every attempt; see the function logs")
+        _fail(settings, run_id, f"planning failed on every attempt: {_last_error(store, run_id, 'plan')}")
         return
     seq = message["seq"]
     existing = store.read(f"runs/{run_id}/results/{seq}.json")
     if existing is None:
         chunk = segments.Chunk.from_dict(message["chunk"])
-        progress = store.read(f"runs/{run_id}/progress/{seq}.json")
-        error = ChunkProgress.from_dict(json.loads(progress[0])).last_error if progress else ""
-        detail = f"gave up after repeated errors: {error or 'see the function logs'}"
+        detail = f"gave up after repeated errors: {_last_error(store, run_id, seq)}"
         rejects = [
             mapping.Reject(chunk.segment, chunk.blob, chunk.first_row + i, mapping.RejectReason.FAILED, detail)
             for i in range(chunk.row_count)
@@ -425,6 +423,17 @@ def _plan(settings: Settings, run_id: str) -> None:
     run, _ = store.load_run(run_id)
     if run.terminal or run.wave_sizes:
         return  # cancelled meanwhile, or a redelivered plan message
+    try:
+        _plan_run(settings, store, run)
+    except (Deferred, RateLimitedError, RunFailure):
+        raise
+    except Exception as exc:
+        _remember_error(store, run_id, "plan", exc)
+        raise
+
+
+def _plan_run(settings: Settings, store: RunStore, run: Run) -> None:
+    run_id = run.run_id
     store.update_run(run_id, lambda r: setattr(r, "status", "running") if r.status == "queued" else False)
     connection = _connection(settings, run)
     client = _client(settings, connection)
@@ -634,12 +643,19 @@ def _record_result(store: RunStore, run_id: str, result: ChunkResult, rejects: l
     store.write(f"runs/{run_id}/results/{result.seq}.json", result.to_json(), create_only=True)
 
 
-def _remember_error(store: RunStore, run_id: str, seq: int, exc: Exception) -> None:
-    path = f"runs/{run_id}/progress/{seq}.json"
+def _remember_error(store: RunStore, run_id: str, step: int | str, exc: Exception) -> None:
+    """Keep the error of a failed attempt (a chunk's seq, or "plan") for the poison handler to report."""
+    path = f"runs/{run_id}/progress/{step}.json"
     found = store.read(path)
     progress = ChunkProgress.from_dict(json.loads(found[0])) if found else ChunkProgress()
     progress.last_error = f"{type(exc).__name__}: {exc}"[:500]
     store.write(path, json.dumps(progress.to_dict()))
+
+
+def _last_error(store: RunStore, run_id: str, step: int | str) -> str:
+    found = store.read(f"runs/{run_id}/progress/{step}.json")
+    error = ChunkProgress.from_dict(json.loads(found[0])).last_error if found else ""
+    return error or "see the function logs"
 
 
 def _unsent_keys(store: RunStore, run_id: str, wave: int) -> set[int]:

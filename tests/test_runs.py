@@ -109,22 +109,41 @@ def test_a_worker_dying_after_sending_resends_nothing_and_counts_once(api_settin
     assert len(sandbox.contacts()) == 300
 
 
-def test_a_poisoned_chunk_is_counted_as_failed_with_the_last_error(api_settings, export_of, segments_container):
+def test_a_poisoned_chunk_is_counted_as_failed_with_the_last_error(api_settings, export_of, segments_container,
+                                                                   monkeypatch):
     clean_segment(segments_container, "Vip", 150)
     export = export_of(["Vip"])
+    deliver = runs._deliver_chunk
 
-    def chunk_always_fails(settings, body):
-        if b'"chunk"' in body and b'"seq":1' in body:
+    def second_chunk_always_fails(settings, store, run, message):
+        if message["seq"] == 1:
             raise RuntimeError("disk on fire")
-        runs.process_message(settings, body)
+        deliver(settings, store, run, message)
 
-    run = pump(api_settings, runs.start_run(api_settings, export, "manual").run_id, deliver=chunk_always_fails)
+    monkeypatch.setattr(runs, "_deliver_chunk", second_chunk_always_fails)
+    run = pump(api_settings, runs.start_run(api_settings, export, "manual").run_id)
 
     assert run.status == "partiallySucceeded"
     assert dataclasses.asdict(run.counts) == {"rows": 150, "sent": 100, "rejected": 0, "failed": 50}
     listed = rejects(api_settings, run.run_id)
     assert [int(r["row"]) for r in listed] == list(range(101, 151))
-    assert {r["reason"] for r in listed} == {"failed"}
+    assert {(r["reason"], r["detail"]) for r in listed} == {
+        ("failed", "gave up after repeated errors: RuntimeError: disk on fire")}
+
+
+def test_a_plan_that_always_fails_fails_the_run_with_its_error(api_settings, export_of, segments_container,
+                                                              monkeypatch):
+    clean_segment(segments_container, "Vip", 10)
+    export = export_of(["Vip"])
+
+    def broken(*args, **kwargs):
+        raise OSError("storage hiccup")
+
+    monkeypatch.setattr(runs._Planner, "plan_segment", broken)
+    run = pump(api_settings, runs.start_run(api_settings, export, "manual").run_id)
+
+    assert run.status == "failed"
+    assert run.error == "planning failed on every attempt: OSError: storage hiccup"
 
 
 def test_per_item_errors_and_stopped_batches_are_reported_per_email(api_settings, export_of, segments_container,
