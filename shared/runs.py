@@ -7,6 +7,8 @@ Layout in the state container (ETag concurrency, no database):
   runs/<runId>/progress/<seq>.json what a chunk has done in Omnisend so far (resumable)
   runs/<runId>/results/<seq>.json  a chunk's final counts, written once (If-None-Match: *)
   runs/<runId>/rejects/<seq>.csv   a chunk's rejected and failed rows, with reasons
+  runs/<runId>/members/<wave>.bin  the email keys of a segment, for removing its tag from leavers
+  runs/<runId>/untag/<wave>.json   how many leavers lost a segment's tag, written once
   run-index/<exportId>/<newest-first key>   one empty marker per run, for listing
   active-runs/<exportId>.json      the export's run in progress, if any
 
@@ -21,6 +23,7 @@ import logging
 import math
 import secrets as pyrandom
 import time
+from array import array
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable
@@ -31,7 +34,7 @@ from azure.storage.blob import ContainerClient
 
 from . import documents, mapping, segments, storage
 from .delivery import ChunkDelivery, ChunkProgress, Deferred, Stopped
-from .omnisend import AuthenticationError, OmnisendClient, PermissionDeniedError, RateLimitedError
+from .omnisend import MAX_TAG_EMAILS, AuthenticationError, OmnisendClient, PermissionDeniedError, RateLimitedError
 from .ratelimit import BlobRateLimiter, Budget
 from .secrets import secret_store
 from .settings import Settings
@@ -87,9 +90,12 @@ class Run:
     status: str = "queued"
     counts: Counts = field(default_factory=Counts)
     planned_rows: int = 0
+    segment_names: list[str] = field(default_factory=list)  # as found in storage, one per wave
     wave_sizes: list[int] = field(default_factory=list)
     waves_enqueued: int = 0
     chunks_done: list[int] = field(default_factory=list)
+    untag_pending: list[int] | None = None  # waves whose leavers still lose the tag; None: not started
+    untagged: int = 0  # contacts whose segment tag was removed because they left the segment
     started_at: str = field(default_factory=_now)
     finished_at: str | None = None
     error: str | None = None
@@ -121,6 +127,8 @@ class Run:
             "startedAt": self.started_at,
             "finishedAt": self.finished_at,
         }
+        if self.export.get("tagContacts"):
+            body["untagged"] = self.untagged
         if self.error:
             body["error"] = self.error
         return body
@@ -382,6 +390,8 @@ def process_message(settings: Settings, body: bytes) -> None:
     try:
         if message["kind"] == "plan":
             _plan(settings, message["runId"])
+        elif message["kind"] == "untag":
+            _untag_leavers(settings, message["runId"], message["wave"])
         else:
             _process_chunk(settings, message)
     except (Deferred, RateLimitedError) as exc:
@@ -400,6 +410,10 @@ def fail_poisoned_message(settings: Settings, body: bytes) -> None:
     store = RunStore(settings)
     if message["kind"] == "plan":
         _fail(settings, run_id, f"planning failed on every attempt: {_last_error(store, run_id, 'plan')}")
+        return
+    if message["kind"] == "untag":
+        _record_untagged(settings, run_id, message["wave"], 0,
+                         f"removing the tag from leavers failed: {_last_error(store, run_id, 'untag')}")
         return
     seq = message["seq"]
     existing = store.read(f"runs/{run_id}/results/{seq}.json")
@@ -470,6 +484,7 @@ def _plan_run(settings: Settings, store: RunStore, run: Run) -> None:
         if r.terminal or r.wave_sizes:
             return False
         r.planned_rows = planner.rows
+        r.segment_names = [segment.name for segment, _ in chosen]
         r.wave_sizes = [len(w) for w in planner.waves]
         r.waves_enqueued = first_waves
         return True
@@ -532,6 +547,8 @@ class _Planner:
             seq += 1
         self._earlier |= current
         self.waves.append(messages)
+        members = array("Q", sorted(current))
+        self.store.write(f"runs/{self.run_id}/members/{wave}.bin", members.tobytes())
 
 
 # --------------------------------------------------------------------------- delivering a chunk
@@ -668,35 +685,56 @@ def _unsent_keys(store: RunStore, run_id: str, wave: int) -> set[int]:
 
 def _merge(settings: Settings, run_id: str, seq: int | None) -> None:
     """Count a chunk's result into its run once; open the next wave or finish the run when due."""
-    store = RunStore(settings)
     result = None
     if seq is not None:
-        found = store.read(f"runs/{run_id}/results/{seq}.json")
-        result = ChunkResult.from_json(found[0])
+        result = ChunkResult.from_json(RunStore(settings).read(f"runs/{run_id}/results/{seq}.json")[0])
+
+    def count(run: Run) -> bool:
+        if result is None or result.seq in run.chunks_done:
+            return result is None  # counted before: nothing to do
+        run.counts.add(result.counts)
+        run.chunks_done.append(result.seq)
+        return True
+
+    _update_and_advance(settings, run_id, count)
+
+
+def _update_and_advance(settings: Settings, run_id: str, change) -> None:
+    """Apply `change` to the run, then open what is due: the next wave, the removal of the tag from
+    leavers, or the run's end. Messages go out before the run is saved: a crash in between leads to
+    a redelivery that opens the step again (duplicate messages are harmless), never to a step left
+    unopened."""
+    store = RunStore(settings)
     while True:
         run, etag = store.load_run(run_id)
-        if result is not None and result.seq not in run.chunks_done:
-            run.counts.add(result.counts)
-            run.chunks_done.append(result.seq)
-        elif seq is not None:
-            return  # counted before
-        next_wave = []
-        # A wave is opened once every chunk enqueued so far is counted; an empty wave opens the next.
-        while not run.terminal and set(range(sum(run.wave_sizes[: run.waves_enqueued]))) <= set(run.chunks_done):
-            if run.waves_enqueued < len(run.wave_sizes):
-                next_wave += _open_wave(store, run)
-            else:
-                run.status = "partiallySucceeded" if run.counts.rejected or run.counts.failed else "succeeded"
-                run.finished_at = _now()
-        # Enqueued before the run is saved: a crash in between leads to this chunk's redelivery, which
-        # opens the wave again (duplicate chunk messages are harmless), never to a wave left unopened.
-        if next_wave:
-            _enqueue(settings, next_wave)
+        if change(run) is False:
+            return
+        due = _advance(store, run)
+        if due:
+            _enqueue(settings, due)
         if store.save_run(run, etag):
             break
     if run.terminal:
         _release_active(store, run.export_id, run.run_id)
-        log.info("run %s %s: %s", run_id, run.status, asdict(run.counts))
+        log.info("run %s %s: %s, %d untagged", run_id, run.status, asdict(run.counts), run.untagged)
+
+
+def _advance(store: RunStore, run: Run) -> list[dict]:
+    due: list[dict] = []
+    # A wave opens once every chunk enqueued so far is counted; an empty wave opens the next.
+    while not run.terminal and set(range(sum(run.wave_sizes[: run.waves_enqueued]))) <= set(run.chunks_done):
+        if run.waves_enqueued < len(run.wave_sizes):
+            due += _open_wave(store, run)
+        elif run.export["tagContacts"] and run.untag_pending is None:
+            run.untag_pending = list(range(len(run.wave_sizes)))
+            due += [{"kind": "untag", "runId": run.run_id, "wave": w} for w in run.untag_pending]
+        elif not run.untag_pending:
+            partial = run.counts.rejected or run.counts.failed or run.error
+            run.status = "partiallySucceeded" if partial else "succeeded"
+            run.finished_at = _now()
+        else:
+            break  # waiting for the leavers of some segments to lose the tag
+    return due
 
 
 def _open_wave(store: RunStore, run: Run) -> list[dict]:
@@ -709,6 +747,58 @@ def _open_wave(store: RunStore, run: Run) -> list[dict]:
     run.waves_enqueued += 1
     plan = json.loads(store.read(f"runs/{run.run_id}/plan.json")[0])
     return plan["waves"][wave]
+
+
+# --------------------------------------------------------------------------- contacts that left a segment
+
+
+def _untag_leavers(settings: Settings, run_id: str, wave: int) -> None:
+    """Remove segment S's tag from every Omnisend contact tagged S that is no longer in S.
+
+    Membership is the segment as read by this run (every valid email of it, sent or not), so a row
+    that failed to send never costs its contact the tag. A segment with no valid email removes no tag:
+    an empty input is far likelier a broken export or mapping than an empty segment."""
+    store = RunStore(settings)
+    run, _ = store.load_run(run_id)
+    if run.terminal or wave not in (run.untag_pending or []):
+        return
+    segment = run.segment_names[wave]
+    members = array("Q")
+    members.frombytes(store.read(f"runs/{run_id}/members/{wave}.bin")[0])
+    if not members:
+        _record_untagged(settings, run_id, wave, 0, None)
+        return
+    member_keys = set(members)
+    client = _client(settings, _connection(settings, run))
+    try:
+        leavers = [c["email"] for c in client.iter_contacts(tag=segment)
+                   if c.get("email") and mapping.email_key(c["email"]) not in member_keys]
+        for start in range(0, len(leavers), MAX_TAG_EMAILS):
+            if store.load_run(run_id)[0].terminal:
+                return
+            client.remove_tags(leavers[start:start + MAX_TAG_EMAILS], [segment])
+    except (AuthenticationError, PermissionDeniedError) as exc:
+        raise RunFailure(f"Omnisend refused the connection's API key during the run: {exc}") from exc
+    except (RateLimitedError, RunFailure):
+        raise
+    except Exception as exc:
+        _remember_error(store, run_id, "untag", exc)
+        raise
+    log.info("run %s: %d contacts left segment %s and lost its tag", run_id, len(leavers), segment)
+    _record_untagged(settings, run_id, wave, len(leavers), None)
+
+
+def _record_untagged(settings: Settings, run_id: str, wave: int, untagged: int, error: str | None) -> None:
+    def record(run: Run) -> bool:
+        if wave not in (run.untag_pending or []):
+            return False
+        run.untag_pending.remove(wave)
+        run.untagged += untagged
+        if error:
+            run.error = error  # every row is accounted for by its chunk; the run ends partially succeeded
+        return True
+
+    _update_and_advance(settings, run_id, record)
 
 
 def _fail(settings: Settings, run_id: str, error: str) -> None:

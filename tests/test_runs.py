@@ -225,3 +225,41 @@ def test_an_omnisend_refusal_is_reported_on_the_row_that_was_sent(api_settings, 
     assert dataclasses.asdict(run.counts) == {"rows": 3, "sent": 1, "rejected": 2, "failed": 0}
     assert [(r["row"], r["reason"]) for r in rejects(api_settings, run.run_id)] == [
         ("1", "omnisend_rejected"), ("3", "duplicate")]
+
+
+def test_contacts_that_left_a_segment_lose_its_tag_and_keep_the_others(api_settings, export_of,
+                                                                       segments_container, sandbox, omnisend_key):
+    from tools.sample_export import ProfileSlice
+
+    population = generate_profiles(140, seed=9, bad_share=0.0, duplicate_share=0.0)
+    emails = [population.expected(i).email for i in range(140)]
+    write_plain_segment(segments_container, "Vip", ProfileSlice(population, 0, 100))
+    export = export_of(["Vip"])
+    first = pump(api_settings, runs.start_run(api_settings, export, "manual").run_id)
+    assert first.untagged == 0 and first.to_api()["untagged"] == 0
+    from shared.omnisend import OmnisendClient
+
+    with OmnisendClient(omnisend_key, base_url=sandbox.url) as client:
+        client.add_tags(emails[:5], ["Loyal"])  # a tag of someone else's: never touched
+
+    write_plain_segment(segments_container, "Vip", ProfileSlice(population, 40, 100))  # 40 left, 40 joined
+    second = pump(api_settings, runs.start_run(api_settings, export, "manual").run_id)
+
+    assert second.status == "succeeded" and second.untagged == 40
+    contacts = sandbox.contacts()
+    assert {e for e, c in contacts.items() if "Vip" in c["tags"]} == set(emails[40:140])
+    assert set(contacts) == set(emails)  # leavers stay in Omnisend: there is no delete
+    assert {e for e, c in contacts.items() if "Loyal" in c["tags"]} == set(emails[:5])
+
+
+def test_a_segment_without_a_valid_email_removes_no_tag(api_settings, export_of, segments_container, sandbox):
+    clean_segment(segments_container, "Vip", 30)
+    export = export_of(["Vip"])
+    pump(api_settings, runs.start_run(api_settings, export, "manual").run_id)
+    header = "PrimaryEmail,FirstName,LastName,Address1,Country,State,City,PostCode\r\n"
+    segments_container.upload_blob("Vip.csv", (header + "not-an-email,Ann,,,,,,\r\n").encode(), overwrite=True)
+
+    run = pump(api_settings, runs.start_run(api_settings, export, "manual").run_id)
+
+    assert run.status == "partiallySucceeded" and run.untagged == 0
+    assert sum("Vip" in c["tags"] for c in sandbox.contacts().values()) == 30
