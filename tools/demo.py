@@ -189,6 +189,8 @@ def summarize(run: dict, rejects: Path) -> None:
     print(json.dumps(counts, indent=2))
     balanced = counts["rows"] == counts["sent"] + counts["rejected"] + counts["failed"]
     say(f"rows = sent + rejected + failed: {'yes' if balanced else 'NO'}")
+    if "untagged" in run:
+        say(f"Contacts that left a segment and lost its tag: {run['untagged']:,}")
     if run.get("error"):
         say(f"error: {run['error']}")
     say(f"Rejected and failed rows, with reasons: {rejects.relative_to(ROOT)}")
