@@ -8,8 +8,10 @@ import azure.functions as func
 
 from shared import api, runs
 from shared.settings import get_settings
+from shared.tuning import tune_garbage_collector
 
 app = func.FunctionApp()
+tune_garbage_collector()
 log = logging.getLogger(__name__)
 
 

@@ -6,7 +6,8 @@ Each phase runs in its own child process so its peak memory (max RSS) is its own
   write     generate the CI-layout export and stream it to Azurite (stage/commit blocks)
   plan      plan_chunks over every partition (ranged downloads, one pass)
   read+map  for every chunk, on one core: read_chunk, map_row, run-wide duplicate set of email_key,
-            contacts serialised as Omnisend batch bodies (100 items), rejects as CSV
+            contacts serialised as Omnisend batch bodies (100 items, the client's own encoder),
+            rejects as CSV; the garbage collector tuned as in the workers
 Times are wall clock (Azurite runs beside us, serving the downloads) and this process's CPU time.
 """
 from __future__ import annotations
@@ -59,8 +60,12 @@ def phase_plan(connection_string: str, rows_per_chunk: int) -> dict:
 
 def phase_read_map(connection_string: str, chunk_dicts: list[dict]) -> dict:
     from shared.mapping import FieldMapping, MappedContact, bind, email_key, map_row, rejects_to_csv
+    from shared.omnisend import contact_batch_body, encode_body
     from shared.segments import Chunk, read_chunk
+    from shared.tuning import tune_garbage_collector
     from tools.sample_export import DEFAULT_MAPPING
+
+    tune_garbage_collector()  # as function_app.py sets up the workers
 
     client = _container(connection_string)
     chunks = [Chunk.from_dict(d) for d in chunk_dicts]
@@ -83,8 +88,7 @@ def phase_read_map(connection_string: str, chunk_dicts: list[dict]) -> dict:
             else:
                 rejects.append(result.reject(chunk.segment, chunk.blob, row.number))
         for start in range(0, len(items), BATCH_ITEMS):
-            body = {"method": "POST", "endpoint": "contacts", "items": items[start:start + BATCH_ITEMS]}
-            body_bytes += len(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
+            body_bytes += len(encode_body(contact_batch_body(items[start:start + BATCH_ITEMS]), "bench"))
         sent += len(items)
         rejected += len(rejects)
         rejects_to_csv(rejects, header=False)
