@@ -30,9 +30,9 @@ class Budget:
 
     @property
     def interval(self) -> float:
-        # A burst of `burst` requests plus the steady rate must fit the window: any window then holds
-        # at most burst + window/interval = requests_per_window requests.
-        steady = max(1, self.requests_per_window - self.burst)
+        # A full bucket admits burst + 1 requests at once, then one per interval: any window then
+        # holds at most burst + 1 + window/interval = requests_per_window requests.
+        steady = max(1, self.requests_per_window - self.burst - 1)
         return self.window_seconds / steady
 
 

@@ -1,0 +1,65 @@
+"""The shared rate budget (GCRA in one blob) against a simulated clock: no window ever holds more
+requests than the budget, whatever the arrival pattern."""
+from __future__ import annotations
+
+import pytest
+
+from shared.omnisend import RateLimitedError
+from shared.ratelimit import BlobRateLimiter, Budget
+from shared.storage import container
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture()
+def state(settings):
+    client = container(settings, settings.state_container)
+    client.create_container()
+    return client
+
+
+def busiest_window(times: list[float], window: float) -> int:
+    return max(sum(1 for t in times if start <= t < start + window) for start in times)
+
+
+@pytest.mark.parametrize("limit", [10, 60])
+def test_no_sliding_window_holds_more_than_the_budget(state, limit):
+    clock = Clock()
+    limiter = BlobRateLimiter(state, "conn", {"general": Budget(limit)}, max_wait=120, clock=clock,
+                              sleep=clock.sleep)
+    times = []
+    for _ in range(3 * limit):
+        limiter.acquire("general")
+        times.append(clock.now)
+    # One request of slack: a request's trip to Omnisend may shift it across a window's edge.
+    assert busiest_window(times, 60.0) == limit - 1
+    assert times[-1] - times[0] < 3 * 60  # and it does use the budget
+
+
+def test_a_worker_that_would_wait_too_long_is_told_to_defer(state):
+    clock = Clock()
+    limiter = BlobRateLimiter(state, "conn", {"general": Budget(10)}, max_wait=5, clock=clock, sleep=clock.sleep)
+    with pytest.raises(RateLimitedError) as deferred:
+        for _ in range(20):
+            limiter.acquire("general")
+    assert 5 < deferred.value.retry_after <= 60
+
+
+def test_workers_share_the_budget_through_the_blob(state):
+    clock = Clock()
+    budgets = {"general": Budget(10), "tags": Budget(5)}
+    workers = [BlobRateLimiter(state, "conn", budgets, max_wait=600, clock=clock, sleep=clock.sleep) for _ in range(3)]
+    times = []
+    for i in range(30):
+        workers[i % 3].acquire("general")
+        times.append(clock.now)
+    assert busiest_window(times, 60.0) == 9
