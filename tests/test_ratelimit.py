@@ -42,7 +42,8 @@ def test_no_sliding_window_holds_more_than_the_budget(state, limit):
         times.append(clock.now)
     # One request of slack: a request's trip to Omnisend may shift it across a window's edge.
     assert busiest_window(times, 60.0) == limit - 1
-    assert times[-1] - times[0] < 3 * 60  # and it does use the budget
+    steady = [t for t in times if t > times[-1] - 60.0]
+    assert len(steady) >= limit - 5  # and past the first burst it keeps using the budget
 
 
 def test_a_worker_that_would_wait_too_long_is_told_to_defer(state):
