@@ -16,6 +16,7 @@ import codecs
 import csv
 import io
 import re
+from collections import Counter
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Callable, Iterator
@@ -132,6 +133,53 @@ def grammar(fmt: CsvFormat) -> Grammar:
 
 
 @dataclass(frozen=True)
+class LineShape:
+    """The structural bytes (quote, delimiter, CR, LF; every other byte deleted) of the line most
+    records of a densely quoted file share, e.g. `"","",""\r\n` for three quoted fields.
+
+    Why a line of this shape is exactly one record: between two delimiters (or a line end) it holds
+    exactly two quotes and no quote follows the second. If the field starts with the first quote,
+    that quote opens, the second closes and anything after it up to the delimiter is junk; if not,
+    the field is unquoted and both are literal. Either way the grammar is outside quotes at every
+    delimiter and at the LF. So a run of such lines can be recognised by comparing the structural
+    bytes with `line` repeated (memcmp), without walking the fields.
+    """
+
+    line: bytes
+    runs: tuple[bytes, ...]  # line * 1, 2, 4, ... (compared against whole runs of lines at once)
+
+    @classmethod
+    def of(cls, line: bytes, most_lines: int) -> "LineShape":
+        runs, count = [], 1
+        while count <= most_lines:
+            runs.append(line * count)
+            count *= 2
+        return cls(line, tuple(runs))
+
+    def leading_lines(self, structure: bytes, at: int, most: int) -> int:
+        """How many lines of this shape (at most `most`) `structure` holds from `at` (binary lifting
+        over the power-of-two runs: about log2(most) memcmps)."""
+        good, width = 0, len(self.line)
+        for power in range(min(len(self.runs), most.bit_length()) - 1, -1, -1):
+            size = 1 << power
+            if good + size <= most and structure.startswith(self.runs[power], at + good * width):
+                good += size
+        return good
+
+
+def _structural_bytes(fmt: CsvFormat) -> bytes:
+    """The bytes `bytes.translate` deletes to keep only the structural ones."""
+    keep = (fmt.delimiter + fmt.quote + "\r\n").encode("ascii")
+    return bytes(b for b in range(256) if b not in keep)
+
+
+def _one_record_shape(fmt: CsvFormat) -> re.Pattern:
+    """Structural lines that are provably one record each (see LineShape): quoted fields only."""
+    D, Q = re.escape(fmt.delimiter.encode("ascii")), re.escape(fmt.quote.encode("ascii"))
+    return re.compile(Q + Q + b"(?:" + D + Q + Q + b")*+\r?\n")
+
+
+@dataclass(frozen=True)
 class ChunkSpan:
     """Records [first_row, first_row + row_count) occupying bytes [start, end) of the data."""
 
@@ -159,6 +207,12 @@ class CsvScanner:
         self._grammar = grammar(fmt)
         self._quote = fmt.quote.encode("ascii")
         self._quoted_records = 0  # in the last chunk planned line by line
+        self._non_structural = _structural_bytes(fmt) if fmt.quote else b""
+        self._shape: LineShape | None = None  # of most lines, once learned (densely quoted data only)
+        self._shape_learned = not fmt.quote
+        self._shape_pause = 0  # chunks to plan without the shape after one it did not suit
+        self._other_shapes = 0  # records of another shape in the last chunk planned by shape
+        self._line_bytes = 128  # average line length seen, to guess where the n-th line ends
         self._block = max(1, block_bytes)
         self._max_record = max_record_bytes
         self._buf = b""
@@ -237,6 +291,87 @@ class CsvScanner:
             pos = end
         return pos
 
+    def _shaped_records_first(self, n: int) -> int | None:
+        """End of the next n records, found from the structural bytes (see LineShape): a run of lines
+        of the common shape is that many records, checked with one comparison; a record of any
+        other shape goes through the grammar. None: the buffer holds fewer than n records."""
+        shape, buf, record, non_structural = self._shape, self._buf, self._grammar.record, self._non_structural
+        width = len(shape.line)
+        pos, left, others = self._p, n, 0
+        structure, at, window_end = b"", 0, pos  # structural bytes of buf[pos':window_end], at <-> pos
+        while left:
+            if window_end < len(buf) and structure.find(b"\n", at) == -1:
+                window_end = min(len(buf), pos + left * self._line_bytes * 5 // 4 + 4096)
+                structure, at = buf[pos:window_end].translate(None, non_structural), 0
+            good = shape.leading_lines(structure, at, left)
+            if good:
+                pos = self._after_lines(pos, good)
+                at += good * width
+                left -= good
+                continue
+            m = record.match(buf, pos)
+            if not m:
+                return None
+            end = m.end()
+            if end <= window_end:
+                at += len(buf[pos:end].translate(None, non_structural))
+            else:  # the record ran past the window: start a new one after it
+                structure, at, window_end = b"", 0, end
+            pos = end
+            left -= 1
+            others += 1
+        self._other_shapes = others
+        return pos
+
+    def _after_lines(self, pos: int, count: int) -> int:
+        """Position after the count-th LF from pos (the caller knows there are that many): one
+        bytes.count up to a guess from the average line length, then a few finds to correct it."""
+        buf = self._buf
+        if count <= 4:
+            for _ in range(count):
+                pos = buf.find(b"\n", pos) + 1
+            return pos
+        end = min(len(buf), pos + count * self._line_bytes)
+        found = buf.count(b"\n", pos, end)
+        if found < count:
+            for _ in range(count - found):
+                end = buf.find(b"\n", end) + 1
+        else:
+            for _ in range(found - count + 1):
+                end = buf.rfind(b"\n", pos, end)
+            end += 1
+        self._line_bytes = max(1, (end - pos) // count)
+        return end
+
+    def _learn_shape(self, rows_per_chunk: int) -> None:
+        """The structural line most of the first lines share, if it is provably one record."""
+        head = self._buf[self._p:self._p + 64 * 1024].translate(None, self._non_structural)
+        lines = head.split(b"\n", 64)[:-1]
+        if not lines and not self._eof:
+            return  # not one whole line in the buffer yet: try again at the next chunk
+        self._shape_learned = True
+        if not lines:
+            return
+        line, count = Counter(lines).most_common(1)[0]
+        line += b"\n"
+        if count * 2 >= len(lines) and _one_record_shape(self._fmt).fullmatch(line):
+            self._shape = LineShape.of(line, rows_per_chunk)
+
+    def _next_chunk_end(self, n: int) -> int | None:
+        """End of the next n records by the fastest way that suits the data, None when the buffer
+        holds fewer. Whichever way suited the previous chunk goes first."""
+        if not self._shape_learned:
+            self._learn_shape(n)
+        if self._shape is not None and not self._shape_pause:
+            end = self._shaped_records_first(n)
+            if end is not None and self._other_shapes * 2 > n:
+                self._shape_pause = 16  # mostly other shapes: the grammar alone is faster for a while
+            return end
+        self._shape_pause = max(0, self._shape_pause - 1)
+        if self._quoted_records * 2 > n:
+            return self._records_at_once(self._grammar.records(n)) or self._plain_lines_first(n)
+        return self._plain_lines_first(n)
+
     def _find_quote(self, pos: int) -> int:
         found = self._buf.find(self._quote, pos) if self._quote else -1
         return len(self._buf) if found == -1 else found
@@ -303,17 +438,17 @@ class CsvScanner:
         if rows_per_chunk < 1:
             raise ValueError("rows_per_chunk must be at least 1")
         self.header()
-        many = self._grammar.records(rows_per_chunk)
         first_data_row = 1
         start, rows = self.offset, 0
         while True:
             if rows == 0:
-                # Mostly-quoted data is faster through one regex match for N records; other data
-                # line by line. Whichever suited the previous chunk goes first.
-                if self._quoted_records * 2 > rows_per_chunk:
-                    end = self._records_at_once(many) or self._plain_lines_first(rows_per_chunk)
-                else:
-                    end = self._plain_lines_first(rows_per_chunk)
+                end = self._next_chunk_end(rows_per_chunk)
+                if end is None and not self._eof and len(self._buf) - self._p <= min(self._block, self._max_record):
+                    # The chunk straddles the block end: load the next block and try again. (With no
+                    # more left than one record may hold, the record-by-record path below would
+                    # also refill before it could find any record too long: same errors.)
+                    self._refill()
+                    end = self._next_chunk_end(rows_per_chunk)
                 if end is not None and end - self._p <= max_chunk_bytes:  # the common case: N plain records
                     self._p = end
                     self._rows += rows_per_chunk
