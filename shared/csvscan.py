@@ -146,24 +146,23 @@ class LineShape:
     """
 
     line: bytes
-    runs: tuple[bytes, ...]  # line * 1, 2, 4, ... (compared against whole runs of lines at once)
+    levels: tuple[tuple[int, bytes], ...]  # (n, line * n) for n = ..., 4, 2, 1: whole runs compared at once
 
     @classmethod
     def of(cls, line: bytes, most_lines: int) -> "LineShape":
-        runs, count = [], 1
-        while count <= most_lines:
-            runs.append(line * count)
-            count *= 2
-        return cls(line, tuple(runs))
+        sizes = [1 << power for power in range(max(1, most_lines).bit_length())]
+        return cls(line, tuple((size, line * size) for size in reversed(sizes)))
 
     def leading_lines(self, structure: bytes, at: int, most: int) -> int:
-        """How many lines of this shape (at most `most`) `structure` holds from `at` (binary lifting
-        over the power-of-two runs: about log2(most) memcmps)."""
-        good, width = 0, len(self.line)
-        for power in range(min(len(self.runs), most.bit_length()) - 1, -1, -1):
-            size = 1 << power
-            if good + size <= most and structure.startswith(self.runs[power], at + good * width):
+        """How many lines of this shape (at most `most`) `structure` holds from `at`: binary lifting
+        over the power-of-two runs, about log2(most) memcmps (one when the first line differs)."""
+        if most < 1 or not structure.startswith(self.line, at):
+            return 0
+        good, at = 1, at + len(self.line)
+        for size, run in self.levels:
+            if size <= most - good and structure.startswith(run, at):
                 good += size
+                at += len(run)
         return good
 
 
@@ -213,6 +212,10 @@ class CsvScanner:
         self._shape_pause = 0  # chunks to plan without the shape after one it did not suit
         self._other_shapes = 0  # records of another shape in the last chunk planned by shape
         self._line_bytes = 128  # average line length seen, to guess where the n-th line ends
+        # Structural bytes of _buf[.. window end] from the position where the last chunk planned by
+        # shape ended: (that position, structural bytes, offset in them, window end). The next chunk
+        # goes on with them when it starts there (and the buffer was not refilled).
+        self._window: tuple[int, bytes, int, int] | None = None
         self._block = max(1, block_bytes)
         self._max_record = max_record_bytes
         self._buf = b""
@@ -245,6 +248,7 @@ class CsvScanner:
         if not more:
             raise CsvScanError(f"data ended at byte {loaded}, expected {self._size} bytes", offset=loaded)
         self._buf = self._buf[self._p:] + more
+        self._window = None
         self._base += self._p
         self._p = 0
 
@@ -298,10 +302,13 @@ class CsvScanner:
         shape, buf, record, non_structural = self._shape, self._buf, self._grammar.record, self._non_structural
         width = len(shape.line)
         pos, left, others = self._p, n, 0
-        structure, at, window_end = b"", 0, pos  # structural bytes of buf[pos':window_end], at <-> pos
+        if self._window is not None and self._window[0] == pos:
+            _, structure, at, window_end = self._window
+        else:  # structural bytes of buf[pos':window_end], offset `at` in them <-> pos
+            structure, at, window_end = b"", 0, pos
         while left:
             if window_end < len(buf) and structure.find(b"\n", at) == -1:
-                window_end = min(len(buf), pos + left * self._line_bytes * 5 // 4 + 4096)
+                window_end = min(len(buf), pos + 2 * left * self._line_bytes + 4096)  # about two chunks
                 structure, at = buf[pos:window_end].translate(None, non_structural), 0
             good = shape.leading_lines(structure, at, left)
             if good:
@@ -321,6 +328,7 @@ class CsvScanner:
             left -= 1
             others += 1
         self._other_shapes = others
+        self._window = (pos, structure, at, window_end)
         return pos
 
     def _after_lines(self, pos: int, count: int) -> int:
