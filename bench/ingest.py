@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import resource
 import time
 from datetime import datetime, timezone
@@ -110,7 +111,7 @@ def main() -> None:
     parser.add_argument("--quote-all", action="store_true", help="quote every field (some CDM writers do)")
     args = parser.parse_args()
 
-    azurite = start_azurite("bench")
+    azurite = start_azurite(f"bench-{os.getpid()}")
     try:
         cs = azurite.connection_string
         written = run_in_child(phase_write, cs, args.rows, args.partitions, args.quote_all)
@@ -129,7 +130,7 @@ def main() -> None:
               f"{read['rows'] / read['seconds']:,.0f} rows/s wall, {read['rows'] / read['cpu_seconds']:,.0f} rows/s "
               f"per core (CPU), peak {read['max_rss_mb']:.0f} MB")
     finally:
-        azurite.stop()
+        azurite.stop(remove_data=True)
 
 
 if __name__ == "__main__":

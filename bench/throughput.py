@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
 
-    azurite = start_azurite("bench")
+    azurite = start_azurite(f"bench-{os.getpid()}")
     sandbox, omnisend_url, _ = start_sandbox()
     os.environ.update(
         AzureWebJobsStorage=azurite.connection_string, OMNISEND_API_URL=omnisend_url, KEY_VAULT_URL="",
@@ -58,7 +58,7 @@ def main() -> None:
     finally:
         host.stop()
         stop_process(sandbox)
-        azurite.stop()
+        azurite.stop(remove_data=True)
 
 
 def measure(host, omnisend_url: str, name: str, tag: bool, profiles: int) -> None:

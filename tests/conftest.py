@@ -14,12 +14,9 @@ from tools.azurite import Azurite, start_azurite
 def azurite() -> Azurite:
     """One Azurite for the session (started here, stopped and removed at the end), data in
     .azurite/tests-<pid> so that concurrent sessions do not share a folder."""
-    import shutil
-
     emulator = start_azurite(f"tests-{os.getpid()}")
     yield emulator
-    emulator.stop()
-    shutil.rmtree(emulator.location, ignore_errors=True)
+    emulator.stop(remove_data=True)
 
 
 @pytest.fixture()

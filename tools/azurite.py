@@ -77,7 +77,8 @@ class Azurite:
                     time.sleep(0.1)
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, remove_data: bool = False) -> None:
+        """Stop the emulator; with remove_data, delete its folder too (for throw-away instances)."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -86,10 +87,13 @@ class Azurite:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        if remove_data:
+            shutil.rmtree(self.location, ignore_errors=True)
 
 
 def start_azurite(name: str, *, fresh: bool = True) -> Azurite:
-    """Start Azurite on free loopback ports with its data in `.azurite/<name>`."""
+    """Start Azurite on free loopback ports with its data in `.azurite/<name>` (a name of its own
+    per concurrent user: a fresh start wipes the folder)."""
     location = ROOT / ".azurite" / name
     if fresh and location.exists():
         shutil.rmtree(location)
