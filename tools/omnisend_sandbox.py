@@ -1055,8 +1055,12 @@ def _admin(sandbox: OmnisendSandbox, method: str, path: str, raw_body: bytes) ->
     if (method, split.path) == ("GET", "/_sandbox/state"):
         return 200, sandbox.state()
     if (method, split.path) == ("GET", "/_sandbox/log"):
-        since = int(parse_qs(split.query).get("since", ["0"])[0])
-        return 200, [asdict(record) for record in sandbox.request_log()[since:]]
+        query = parse_qs(split.query)
+        since = int(query.get("since", ["0"])[0])
+        records = [asdict(record) for record in sandbox.request_log()[since:]]
+        if query.get("brief", ["0"])[0] == "1":  # without bodies: what rate measurements need
+            records = [{k: r[k] for k in ("time", "method", "path", "status", "brand_id", "kind")} for r in records]
+        return 200, records
     if (method, split.path) == ("POST", "/_sandbox/faults"):
         try:
             sandbox.set_faults(**payload)
