@@ -669,9 +669,12 @@ def _fast_rows(
     multiline: list[tuple[int, int]] | None = []
     try:
         try:
-            if text.count(fmt.quote) * SPARSE_QUOTES >= expected_rows or text.count("\r") != text.count("\r\n"):
+            if text.count("\r") != text.count("\r\n"):
                 raise _NotSparse  # a lone CR ends a record for `csv`: let it count them (below)
-            rows = _sparsely_quoted_rows(text, fmt, multiline)
+            if text.count(fmt.quote) * SPARSE_QUOTES < expected_rows:
+                rows = _sparsely_quoted_rows(text, fmt, multiline)
+            else:
+                rows = _densely_quoted_rows(text, fmt, multiline)
         except _NotSparse:
             rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=fmt.delimiter, quotechar=fmt.quote))
             multiline = None
@@ -714,6 +717,45 @@ def _sparsely_quoted_rows(text: str, fmt: CsvFormat, multiline: list[tuple[int, 
             position = text.find("\n", position) + 1 or len(text)
         found = text.find(quote, position)
     rows += _line_rows(text[position:], delimiter, max_line)
+    return rows
+
+
+def _densely_quoted_rows(text: str, fmt: CsvFormat, multiline: list[tuple[int, int]]) -> list[list[str]]:
+    """Rows of a chunk where most records hold quotes, as CDM's `CsvStyle.QuoteAlways` writes them.
+
+    A line `"a","b",…,"z"` whose only quotes are the ones around its fields is exactly the record
+    `csv` reads from it, split at `","` without walking every character; so is a line without any
+    quote, split at the delimiter. Any other record (an escaped quote, a line end inside a field, a
+    field quoted only in part) goes through `csv` from its first line. Appends (first line, line
+    count) of each record spanning several lines to `multiline`."""
+    quote, delimiter = fmt.quote, fmt.delimiter
+    separator = quote + delimiter + quote
+    max_line = csv.field_size_limit()  # a longer line may hold a field `csv` refuses
+    rows: list[list[str]] = []
+    append = rows.append
+    position, line, size = 0, 0, len(text)
+    while position < size:
+        newline = text.find("\n", position)
+        end = size if newline == -1 else newline + 1
+        body = text[position:end].rstrip("\r\n") if newline != -1 else text[position:end]
+        if len(body) <= max_line:
+            if len(body) >= 2 and body[0] == quote and body[-1] == quote:
+                fields = body[1:-1].split(separator)
+                if body.count(quote) == 2 * len(fields):
+                    append(fields)
+                    position, line = end, line + 1
+                    continue
+            elif quote not in body:
+                append(body.split(delimiter) if body else [])
+                position, line = end, line + 1
+                continue
+        reader = csv.reader(_lines_from(text, position), delimiter=delimiter, quotechar=quote)
+        append(next(reader))
+        if reader.line_num > 1:
+            multiline.append((line, reader.line_num))
+        for _ in range(reader.line_num):  # past the lines the record took
+            position = text.find("\n", position) + 1 or size
+        line += reader.line_num
     return rows
 
 
