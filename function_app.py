@@ -22,9 +22,20 @@ log = logging.getLogger(__name__)
     auth_level=func.AuthLevel.FUNCTION,
 )
 def http_api(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(req, req.route_params.get("path") or "")
+
+
+# Health probes carry no function key: this one route is anonymous (the literal route wins over {*path}).
+@app.function_name("health")
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(req, "health")
+
+
+def _answer(req: func.HttpRequest, path: str) -> func.HttpResponse:
     request = api.ApiRequest(
         method=req.method,
-        path=req.route_params.get("path") or "",
+        path=path,
         headers=dict(req.headers),
         query=dict(req.params),
         body=req.get_body() or b"",

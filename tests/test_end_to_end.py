@@ -262,3 +262,9 @@ def test_a_rejected_key_fails_the_run_with_a_clear_error(stack, ci_export):
     assert run["status"] == "failed"
     assert "rejected the API key" in run["error"]
     assert run["counts"] == {"rows": 0, "sent": 0, "rejected": 0, "failed": 0}
+
+
+def test_health_answers_without_a_principal_or_a_key(stack):
+    response = requests.get(f"{stack.api}/health", timeout=10)
+    assert response.status_code == 200
+    assert stack.host.functions["health"].trigger["authLevel"].lower() == "anonymous"
