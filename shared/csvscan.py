@@ -277,7 +277,7 @@ class CsvScanner:
     def _plain_lines_first(self, n: int) -> int | None:
         """End of the next n records, found line by line with bytes.find; only a line holding a quote
         goes through the record grammar (quoted fields may hold line feeds). None: buffer too short."""
-        buf, quote, record = self._buf, self._quote, self._grammar.record
+        buf, record = self._buf, self._grammar.record
         pos = self._p
         next_quote = self._find_quote(pos)
         self._quoted_records = 0

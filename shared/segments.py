@@ -26,7 +26,6 @@ from .csvscan import (
     CsvScanner,
     RecordProblem,
     ReadFn,
-    canonical_encoding,
     chunk_fields,
     iter_fields,
 )
