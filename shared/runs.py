@@ -707,16 +707,21 @@ def _update_and_advance(settings: Settings, run_id: str, change) -> None:
     a redelivery that opens the step again (duplicate messages are harmless), never to a step left
     unopened."""
     store = RunStore(settings)
-    while True:
-        run, etag = store.load_run(run_id)
+    changed = False
+
+    def change_and_advance(run: Run) -> bool:
+        nonlocal changed
+        changed = False  # of this attempt: an earlier one may have lost the race
         if change(run) is False:
-            return
+            return False
         due = _advance(store, run)
         if due:
             _enqueue(settings, due)
-        if store.save_run(run, etag):
-            break
-    if run.terminal:
+        changed = True
+        return True
+
+    run = store.update_run(run_id, change_and_advance)
+    if changed and run.terminal:
         _release_active(store, run.export_id, run.run_id)
         log.info("run %s %s: %s, %d untagged", run_id, run.status, asdict(run.counts), run.untagged)
 
