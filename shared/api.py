@@ -468,7 +468,7 @@ def create_connection(context: Context) -> ApiResponse:
     api_key: str = body["apiKey"].strip()
     _check_key(context.settings, api_key)
 
-    from .secrets import SecretStoreError, secret_name_for, secret_store
+    from .keystore import SecretStoreError, secret_name_for, secret_store
 
     now = utc_now()
     connection = Connection(
@@ -541,7 +541,7 @@ def delete_connection(context: Context) -> ApiResponse:
         raise ApiProblem("connection_in_use", f"{len(users)} export(s) use connection {connection.id!r}: delete "
                          "them or move them to another connection first",
                          extra={"exportIds": [item.id for item in users]})
-    from .secrets import SecretStoreError, secret_store
+    from .keystore import SecretStoreError, secret_store
 
     # The secret goes first: if that fails nothing has changed and the DELETE can simply be retried.
     try:

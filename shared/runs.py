@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 import math
-import secrets as pyrandom
+import secrets
 import time
 from array import array
 from dataclasses import asdict, dataclass, field
@@ -36,7 +36,7 @@ from . import documents, mapping, segments, storage
 from .delivery import ChunkDelivery, ChunkProgress, Deferred, Stopped
 from .omnisend import MAX_TAG_EMAILS, AuthenticationError, OmnisendClient, PermissionDeniedError, RateLimitedError
 from .ratelimit import BlobRateLimiter, Budget
-from .secrets import secret_store
+from .keystore import secret_store
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -229,7 +229,7 @@ def _valid_run_id(run_id: str) -> bool:
 
 
 def _new_run_id() -> str:
-    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{pyrandom.token_hex(4)}"
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
 
 
 def _index_key(run_id: str) -> str:

@@ -98,7 +98,7 @@ def keyvault(tls_certificate):
 @pytest.fixture()
 def keyvault_store(keyvault, tls_certificate):
     """A KeyVaultSecretStore talking to the `keyvault` stand-in through the real SecretClient."""
-    from shared.secrets import KeyVaultSecretStore
+    from shared.keystore import KeyVaultSecretStore
 
     return KeyVaultSecretStore(
         keyvault.url,
@@ -285,7 +285,7 @@ def api_connection(api_settings):
     """Stores a connection (document + its key in the local secret store), as POST /connections would:
     api_connection(usable_by="admins" | "adminsAndContributors", api_key="brand1-...") -> Connection."""
     from shared.documents import Connection, DocumentStore, new_id, utc_now
-    from shared.secrets import secret_name_for, secret_store
+    from shared.keystore import secret_name_for, secret_store
 
     def make(usable_by: str = "admins", api_key: str = "brand1-0123456789abcdef", **changes) -> Connection:
         connection_id, now = new_id(), utc_now()

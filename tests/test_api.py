@@ -11,7 +11,7 @@ import pytest
 from shared.api import MAX_BODY_BYTES, ApiRequest
 from shared.auth import ADMIN_ROLE, CONTRIBUTOR_ROLE, PrincipalError, encode_principal, parse_principal
 from shared.documents import DocumentStore
-from shared.secrets import SecretNotFoundError, secret_store
+from shared.keystore import SecretNotFoundError, secret_store
 from shared.storage import container
 from tests.conftest import API_IDENTITIES
 

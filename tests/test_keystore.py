@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.secrets import (
+from shared.keystore import (
     KeyVaultSecretStore,
     LocalSecretStore,
     SecretNotFoundError,
@@ -163,7 +163,7 @@ def test_local_store_warns_once_per_folder_and_never_logs_values(tmp_path, caplo
     store.set("omnisend-key-x", SECRET)
     store.get("omnisend-key-x")
 
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "shared.secrets"]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "shared.keystore"]
     assert len(warnings) == 1
     assert "not in Key Vault" in warnings[0].getMessage() and str(tmp_path) in warnings[0].getMessage()
     assert SECRET not in caplog.text and SECRET not in repr(store)
