@@ -5,21 +5,19 @@ Address, Country/Region, State, City, Post Code, each mapped to a column chosen 
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import re
 from dataclasses import dataclass, fields as dataclass_fields
-from enum import Enum
-from typing import Iterable, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
+from .rejects import REJECTS_CSV_HEADER, Reject, rejects_to_csv  # noqa: F401  the run engine still imports these here
+from .rejects import RejectReason, RowRejection
 from .segments import RawRow
 
 CONTACT_FIELDS = ("email", "firstName", "lastName", "address", "country", "state", "city", "postalCode")
 MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit minus the angle brackets
 MAX_LOCAL_PART_LENGTH = 64
 MAX_FIELD_LENGTH = 1000  # characters; a longer name or address is garbage, not a person's data
-REJECTS_CSV_HEADER = ("segment", "partition", "row", "reason", "detail", "email")
 
 # ISO 3166-1 alpha-2: the 249 officially assigned codes (user-assigned ones such as XK excluded).
 ISO_3166_ALPHA2 = frozenset(
@@ -45,28 +43,6 @@ _NON_ASCII_LOCAL_FORBIDDEN = set(" \t\r\n\"(),:;<>@[\\]")
 
 class MappingError(ValueError):
     """A field mapping that cannot work; names the field(s), the column(s) and the segment."""
-
-
-class RejectReason(str, Enum):
-    MISSING_EMAIL = "missing_email"
-    INVALID_EMAIL = "invalid_email"
-    DUPLICATE = "duplicate"
-    MALFORMED_ROW = "malformed_row"
-    UNDECODABLE = "undecodable"
-    FIELD_TOO_LONG = "field_too_long"
-    CONTACT_LIMIT = "contact_limit"
-    OMNISEND_REJECTED = "omnisend_rejected"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class Reject:
-    segment: str
-    partition: str
-    row: int
-    reason: RejectReason
-    detail: str
-    email: str = ""
 
 
 @dataclass(frozen=True)
@@ -157,15 +133,6 @@ def bind(mapping: FieldMapping, columns: Sequence[str], segment: str) -> BoundMa
 class MappedContact(NamedTuple):  # NamedTuples: one per row, the cheapest immutable records to make
     email: str
     contact: dict  # the ContactRequest body
-
-
-class RowRejection(NamedTuple):
-    reason: RejectReason
-    detail: str
-    email: str = ""
-
-    def reject(self, segment: str, partition: str, row: int) -> Reject:
-        return Reject(segment, partition, row, self.reason, self.detail, self.email)
 
 
 def normalize_email(raw: str) -> str | None:
@@ -295,14 +262,3 @@ def _too_long(bound: BoundMapping, index: int, value: str, email: str) -> RowRej
         f"column {bound.columns[index]!r} holds {len(value)} characters, the limit is {MAX_FIELD_LENGTH}",
         email,
     )
-
-
-def rejects_to_csv(rejects: Iterable[Reject], *, header: bool = True) -> str:
-    """Rejects as CSV (RFC 4180, CRLF); `header=False` to append to an existing file."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    if header:
-        writer.writerow(REJECTS_CSV_HEADER)
-    for r in rejects:
-        writer.writerow((r.segment, r.partition, r.row, RejectReason(r.reason).value, r.detail, r.email))
-    return out.getvalue()

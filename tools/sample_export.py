@@ -19,7 +19,7 @@ from typing import Iterator
 
 from azure.storage.blob import BlobBlock, ContainerClient
 
-from shared.mapping import RejectReason
+from shared.rejects import RejectReason
 
 CI_COLUMNS = (
     "CustomerId", "FirstName", "LastName", "PrimaryEmail", "Address1", "Country", "State", "City",
