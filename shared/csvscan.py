@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Callable, Iterator
 
+from .rejects import RejectReason
+
 ReadFn = Callable[[int, int], bytes]  # (offset, length) -> bytes; shorter only at the end of the data
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -85,10 +87,10 @@ class CsvScanError(ValueError):
 
 
 class RecordProblem(ValueError):
-    """One record cannot be turned into fields; `reason` is a reject reason code."""
+    """One record cannot be turned into fields: why (the row's reject reason) and the detail."""
 
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
+    def __init__(self, reason: RejectReason, detail: str):
+        super().__init__(detail)
         self.reason = reason
         self.detail = detail
 
@@ -501,7 +503,7 @@ def decode_record(raw: bytes, fmt: CsvFormat) -> str:
         return raw.decode(encoding)
     except UnicodeDecodeError as err:
         raise RecordProblem(
-            "undecodable",
+            RejectReason.UNDECODABLE,
             f"byte 0x{raw[err.start]:02x} at byte {err.start + 1} of the row is not valid {fmt.encoding}",
         ) from None
 
@@ -515,7 +517,8 @@ def parse_record(text: str, fmt: CsvFormat) -> list[str]:
     try:
         return next(csv.reader([text], delimiter=fmt.delimiter, quotechar=fmt.quote, strict=False))
     except csv.Error as err:
-        reason = "field_too_long" if "field limit" in str(err) else "malformed_row"
+        # csv.Error has no code; "field larger than field limit (131072)" is its only message for that
+        reason = RejectReason.FIELD_TOO_LONG if "field limit" in str(err) else RejectReason.MALFORMED_ROW
         raise RecordProblem(reason, f"cannot split the row into fields: {err}") from None
 
 
@@ -797,5 +800,5 @@ def _undecodable_field(fields: list[str], encoding: str) -> RecordProblem | None
             value.encode(encoding)
         except UnicodeEncodeError as err:
             byte = value[err.start].encode(encoding, "surrogateescape")[0]
-            return RecordProblem("undecodable", f"byte 0x{byte:02x} in field {number} is not valid {encoding}")
+            return RecordProblem(RejectReason.UNDECODABLE, f"byte 0x{byte:02x} in field {number} is not valid {encoding}")
     return None

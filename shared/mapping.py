@@ -203,20 +203,11 @@ def _set_country(contact: dict, value: str) -> None:
         contact["country"] = value
 
 
-def _parse_problem(problem: str) -> RowRejection:
-    code, _, detail = problem.partition(": ")
-    try:
-        reason = RejectReason(code)
-    except ValueError:
-        reason, detail = RejectReason.MALFORMED_ROW, problem
-    return RowRejection(reason, detail)
-
-
 def map_row(bound: BoundMapping, row: RawRow) -> MappedContact | RowRejection:
     """The contact to send for a row, or why it is rejected (duplicates are the run's business)."""
     fields = row.fields
-    if row.problem is not None or fields is None:
-        return _parse_problem(row.problem or "malformed_row: the row has no fields")
+    if fields is None or row.problem is not None:
+        return row.problem or _NO_FIELDS
     email = fields[bound.email].strip().lower()
     # The fast path of normalize_email: a plain ASCII address (local part <= 64 checked too)
     if len(email) > MAX_EMAIL_LENGTH or not _EMAIL_FULLMATCH(email):
@@ -242,6 +233,7 @@ def map_row(bound: BoundMapping, row: RawRow) -> MappedContact | RowRejection:
 
 
 _EMAIL_FULLMATCH = _EMAIL.fullmatch
+_NO_FIELDS = RowRejection(RejectReason.MALFORMED_ROW, "the row has no fields")
 _new_tuple = tuple.__new__  # tuple.__new__(MappedContact, (email, contact)): the NamedTuple without Python code
 
 

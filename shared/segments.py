@@ -29,6 +29,7 @@ from .csvscan import (
     chunk_fields,
     iter_fields,
 )
+from .rejects import RejectReason, RowRejection
 
 __all__ = [
     "CsvFormat", "Chunk", "Partition", "RawRow", "Segment", "SegmentChangedError", "SegmentError",
@@ -112,7 +113,7 @@ class RawRow(NamedTuple):
 
     number: int  # 1-based data-row number within the partition
     fields: list[str] | None
-    problem: str | None  # "<reason code>: <text>" for a row that cannot be used (see mapping.RejectReason)
+    problem: RowRejection | None  # why a row that cannot be used is rejected
 
 
 # ---------------------------------------------------------------- blob access
@@ -558,7 +559,7 @@ def rows_of(data: bytes, chunk: Chunk) -> Iterator[RawRow]:
             if found != width:
                 rows[index] = _wrong_width(first + index, fields[index], width)
     for index, problem in problems.items():
-        rows[index] = RawRow(first + index, None, f"{problem.reason}: {problem.detail}")
+        rows[index] = RawRow(first + index, None, RowRejection(problem.reason, problem.detail))
     return iter(rows)
 
 
@@ -567,14 +568,14 @@ _new_tuple = tuple.__new__  # tuple.__new__(RawRow, (number, fields, problem)) i
 
 def _wrong_width(number: int, row: list[str], width: int) -> RawRow:
     what = "a blank line" if not row else f"{len(row)} fields"
-    return RawRow(number, None, f"malformed_row: {what}, the segment has {width} columns")
+    return RawRow(number, None, RowRejection(RejectReason.MALFORMED_ROW, f"{what}, the segment has {width} columns"))
 
 
 def _careful_rows(data: bytes, chunk: Chunk, width: int) -> Iterator[RawRow]:
     number = chunk.first_row
     for item in iter_fields(data, chunk.format, chunk.row_count):
         if isinstance(item, RecordProblem):
-            yield RawRow(number, None, f"{item.reason}: {item.detail}")
+            yield RawRow(number, None, RowRejection(item.reason, item.detail))
         elif len(item) != width:
             yield _wrong_width(number, item, width)
         else:

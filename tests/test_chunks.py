@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 import pytest
 
 from shared.csvscan import CsvFormat, CsvScanError, scan_bytes
-from shared.mapping import FieldMapping, MappedContact, RejectReason, bind, email_key, map_row
+from shared.mapping import FieldMapping, MappedContact, bind, email_key, map_row
+from shared.rejects import RejectReason, RowRejection
 from shared.segments import Chunk, SegmentError, check_chunk_size, get_segment, plan_chunks, read_chunk, rows_of
 from tools.sample_export import DEFAULT_MAPPING, generate_profiles, partition_bounds
 
@@ -81,11 +82,12 @@ def test_row_problems_are_reported_per_row():
 
     assert [(r.number, r.fields, r.problem) for r in rows] == [
         (1, ["a@x.com", "A"], None),
-        (2, None, "undecodable: byte 0xff in field 2 is not valid utf-8"),
-        (3, None, "malformed_row: a blank line, the segment has 2 columns"),
-        (4, None, "malformed_row: 3 fields, the segment has 2 columns"),
-        (5, None, "malformed_row: 1 fields, the segment has 2 columns"),
+        (2, None, RowRejection(RejectReason.UNDECODABLE, "byte 0xff in field 2 is not valid utf-8")),
+        (3, None, RowRejection(RejectReason.MALFORMED_ROW, "a blank line, the segment has 2 columns")),
+        (4, None, RowRejection(RejectReason.MALFORMED_ROW, "3 fields, the segment has 2 columns")),
+        (5, None, RowRejection(RejectReason.MALFORMED_ROW, "1 fields, the segment has 2 columns")),
     ]
+    assert all(type(r.problem.reason) is RejectReason for r in rows[1:])
 
 
 def test_unclosed_quote_is_named_with_its_row():

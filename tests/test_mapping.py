@@ -1,8 +1,6 @@
 """Mapping profile rows to Omnisend ContactRequest bodies, and rejects."""
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
@@ -10,9 +8,10 @@ import jsonschema
 import pytest
 
 from shared.mapping import (
-    ISO_3166_ALPHA2, MAX_FIELD_LENGTH, REJECTS_CSV_HEADER, FieldMapping, MappedContact, MappingError, Reject,
-    RejectReason, RowRejection, bind, contact_request, email_key, map_row, normalize_email, rejects_to_csv,
+    ISO_3166_ALPHA2, MAX_FIELD_LENGTH, FieldMapping, MappedContact, MappingError, bind, contact_request, email_key,
+    map_row, normalize_email,
 )
+from shared.rejects import RejectReason, RowRejection
 from shared.segments import RawRow
 from tools.sample_export import CI_COLUMNS, DEFAULT_MAPPING
 
@@ -125,27 +124,14 @@ def test_map_row_builds_the_contact(bound, contact_schema):
      f"column 'City' holds {MAX_FIELD_LENGTH + 1} characters, the limit is {MAX_FIELD_LENGTH}"),
     (profile(Country="c" * (MAX_FIELD_LENGTH + 1)), RejectReason.FIELD_TOO_LONG,
      f"column 'Country' holds {MAX_FIELD_LENGTH + 1} characters, the limit is {MAX_FIELD_LENGTH}"),
-    (RawRow(3, None, "malformed_row: 3 fields, the segment has 12 columns"), RejectReason.MALFORMED_ROW,
-     "3 fields, the segment has 12 columns"),
-    (RawRow(3, None, "undecodable: byte 0xff at byte 9 of the row is not valid utf-8"), RejectReason.UNDECODABLE,
-     "byte 0xff at byte 9 of the row is not valid utf-8"),
+    (RawRow(3, None, RowRejection(RejectReason.MALFORMED_ROW, "3 fields, the segment has 12 columns")),
+     RejectReason.MALFORMED_ROW, "3 fields, the segment has 12 columns"),
+    (RawRow(3, None, RowRejection(RejectReason.UNDECODABLE, "byte 0xff: not valid utf-8")),
+     RejectReason.UNDECODABLE, "byte 0xff: not valid utf-8"),
+    (RawRow(3, None, RowRejection(RejectReason.MALFORMED_ROW, "contact_limit: not a reason code here")),
+     RejectReason.MALFORMED_ROW, "contact_limit: not a reason code here"),
 ])
 def test_map_row_rejects_with_a_reason(bound, row, reason, detail):
     result = map_row(bound, row)
     assert isinstance(result, RowRejection)
     assert (result.reason, result.detail) == (reason, detail)
-
-
-def test_rejects_csv_quotes_what_needs_quoting():
-    rejects = [
-        Reject("HighValue", "HV/HighValue_1.csv", 12, RejectReason.INVALID_EMAIL, "'a,b' is not valid", "a,b"),
-        RowRejection(RejectReason.MALFORMED_ROW, 'line "1"\nand 2').reject("HighValue", "HV/HighValue_2.csv", 3),
-    ]
-    text = rejects_to_csv(rejects)
-    parsed = list(csv.reader(io.StringIO(text, newline="")))
-    assert tuple(parsed[0]) == REJECTS_CSV_HEADER
-    assert parsed[1:] == [
-        ["HighValue", "HV/HighValue_1.csv", "12", "invalid_email", "'a,b' is not valid", "a,b"],
-        ["HighValue", "HV/HighValue_2.csv", "3", "malformed_row", 'line "1"\nand 2', ""],
-    ]
-    assert rejects_to_csv(rejects[:1], header=False).startswith("HighValue,")
