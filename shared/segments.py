@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import count, repeat
 from typing import Iterator, NamedTuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
@@ -193,15 +193,24 @@ def _export_folder(model_blob: str) -> str:
     return posixpath.dirname(model_blob) + "/"
 
 
-def resolve_location(location: str, model_blob: str, container_name: str) -> str:
+def resolve_location(location: str, model_blob: str, container_name: str, *, where: str | None = None) -> str:
     """The blob path a model.json partition `location` URL points to, whatever the host.
 
     Accepts https://<account>.blob|dfs.core.windows.net/<container>/<path> and emulator URLs
     http://host:port/<account>/<container>/<path>. The export folder of the model.json is looked
-    for in the path first, so an export copied to another container still resolves.
+    for in the path first, so an export copied to another container still resolves. A path with
+    a `.` or `..` segment (plain or percent-encoded) is refused: the HTTP stack would collapse it
+    into another folder, or another container. `where` names the entity in errors.
     """
+    where = where or model_blob
     parts = urlsplit(location.strip())
-    path = unquote(parts.path).lstrip("/") if parts.scheme else unquote(location.strip()).lstrip("/")
+    path = unquote(parts.path if parts.scheme else location.strip()).lstrip("/")
+    shown = urlunsplit(parts._replace(query="", fragment=""))  # a SAS token in the query stays out of errors
+    if any(segment in (".", "..") for segment in _PATH_SEPARATORS.split(path)):
+        raise SegmentError(
+            f"{where}: partition location {shown} has a '.' or '..' path segment (plain or percent-encoded); "
+            "a partition must be named by its own path"
+        )
     folder = _export_folder(model_blob)
     index = ("/" + path).find("/" + folder)
     if index != -1:
@@ -210,10 +219,10 @@ def resolve_location(location: str, model_blob: str, container_name: str) -> str
     for skip in (0, 1):  # <container>/<path> or, on an emulator, <account>/<container>/<path>
         if len(segments) > skip + 1 and segments[skip] == container_name:
             return "/".join(segments[skip + 1:])
-    raise SegmentError(
-        f"{model_blob}: partition location {location} is not in container {container_name!r} "
-        f"nor under {folder}"
-    )
+    raise SegmentError(f"{where}: partition location {shown} is not in container {container_name!r} nor under {folder}")
+
+
+_PATH_SEPARATORS = re.compile(r"[/\\]")  # a backslash is a slash to some URL parsers
 
 
 def _csv_format(settings: dict, where: str) -> CsvFormat:
@@ -279,7 +288,7 @@ def _ci_segment(container: ContainerClient, model_blob: str, model_time: datetim
     for item in listed:
         if not isinstance(item, dict) or not item.get("location"):
             raise SegmentError(f"{where}: a partition has no location")
-        blob = resolve_location(str(item["location"]), model_blob, container.container_name)
+        blob = resolve_location(str(item["location"]), model_blob, container.container_name, where=where)
         fmt = _csv_format(item.get("fileFormatSettings") or {}, f"{where}, partition {blob}")
         by_folder.setdefault(posixpath.dirname(blob), []).append(_ListedPartition(blob, fmt))
 

@@ -87,6 +87,37 @@ def test_location_resolution_rules():
         resolve_location("https://a.blob.core.windows.net/other/y.csv", model, "segs")
 
 
+@pytest.mark.parametrize("tail", [
+    "HighValue/../../../other/x.csv", "HighValue/%2e%2e/%2E%2E/x.csv", "HighValue/%2E./x.csv", "HighValue/.%2e/x.csv",
+    "HighValue/./x.csv", "HighValue/%2e/x.csv", "HighValue/..%2fx.csv", "HighValue/..%5Cx.csv",
+])
+def test_a_location_with_dot_segments_is_refused(tail):
+    model = f"{EXPORT}/model.json"
+    for base in ("https://a.blob.core.windows.net/segs/" + EXPORT, "http://127.0.0.1:10000/devstoreaccount1/segs", ""):
+        location = f"{base}/{tail}" if base else tail
+        with pytest.raises(SegmentError, match=r"has a '\.' or '\.\.' path segment"):
+            resolve_location(location, model, "segs")
+    assert resolve_location(f"https://a.blob.core.windows.net/segs/x/..y/.z./a...csv", model, "segs") == "x/..y/.z./a...csv"
+
+
+@pytest.mark.parametrize("up", ["../", "%2e%2e/", "%2E./"])
+def test_a_model_json_pointing_at_another_container_names_the_entity(segments_container, ci_export, up):
+    ci_export({"HighValue": generate_profiles(3), "Lapsed": generate_profiles(3)}, when=T1433)
+    model = json.loads(segments_container.download_blob(f"{EXPORT}/model.json").readall())
+    folder = f"{segments_container.url}/{EXPORT}/HighValue/2020/08/24/1433/"  # 7 folders below the container
+    location = folder + up * 8 + "other-container/HighValue_1.csv?sig=secret"
+    model["entities"][0]["partitions"][0]["location"] = location
+    segments_container.upload_blob(f"{EXPORT}/model.json", json.dumps(model), overwrite=True)
+
+    with pytest.raises(SegmentError) as caught:
+        get_segment(segments_container, "HighValue")
+
+    message = str(caught.value)
+    assert message.startswith(f"{EXPORT}/model.json, entity 'HighValue': partition location ")
+    assert "has a '.' or '..' path segment" in message and "secret" not in message
+    assert get_segment(segments_container, "Lapsed").name == "Lapsed"
+
+
 def test_plain_csv_single_file_and_folder(segments_container):
     single, folder = generate_profiles(9, seed=1), generate_profiles(25, seed=2)
     write_plain_segment(segments_container, "Newsletter", single)
