@@ -1,4 +1,4 @@
-"""Mapping profile rows to Omnisend ContactRequest bodies, and rejects."""
+"""Mapping profile rows to Omnisend ContactRequest bodies, or to the reason they are rejected."""
 from __future__ import annotations
 
 import json
@@ -12,8 +12,9 @@ from shared.mapping import (
     map_row, normalize_email,
 )
 from shared.rejects import RejectReason, RowRejection
-from shared.segments import RawRow
-from tools.sample_export import CI_COLUMNS, DEFAULT_MAPPING
+from shared.segments import RawRow, get_segment, plan_chunks, read_chunk
+from tests.segments import T1433
+from tools.sample_export import CI_COLUMNS, DEFAULT_MAPPING, generate_profiles, partition_bounds
 
 CONTRACT = Path(__file__).parent / "contracts" / "omnisend-2026-03-15.json"
 
@@ -135,3 +136,35 @@ def test_map_row_rejects_with_a_reason(bound, row, reason, detail):
     result = map_row(bound, row)
     assert isinstance(result, RowRejection)
     assert (result.reason, result.detail) == (reason, detail)
+
+
+def test_generated_export_maps_to_exactly_the_expected_outcomes(segments_container, ci_export):
+    """Every row ends as exactly one outcome, and it is the one the generator says."""
+    profiles = generate_profiles(3000, seed=21, bad_share=0.03, duplicate_share=0.02)
+    ci_export({"HighValue": profiles}, partitions=3, when=T1433)
+    segment = get_segment(segments_container, "HighValue")
+    bound = bind(FieldMapping.from_dict(DEFAULT_MAPPING), segment.columns, segment.name)
+    expected = {}
+    for partition, (start, stop) in zip(segment.partitions, partition_bounds(profiles.count, 3)):
+        for e in profiles.expectations(start, stop):
+            expected[(partition.blob, e.row - start)] = (e.reason, e.email)
+
+    seen, outcomes = set(), {}
+    for chunk in plan_chunks(segments_container, segment, 250):
+        for row in read_chunk(segments_container, chunk):
+            result = map_row(bound, row)
+            if isinstance(result, MappedContact):
+                key = email_key(result.email)
+                outcome = (RejectReason.DUPLICATE if key in seen else None, result.email)
+                seen.add(key)
+            else:
+                outcome = (result.reason, None)
+            outcomes[(chunk.blob, row.number)] = outcome
+
+    assert len(outcomes) == 3000
+    normalized = {k: (reason, email if reason in (None, RejectReason.DUPLICATE) else None)
+                  for k, (reason, email) in expected.items()}
+    assert outcomes == normalized
+    reasons = {reason for reason, _ in outcomes.values()}
+    assert reasons == {None, RejectReason.DUPLICATE, RejectReason.MISSING_EMAIL, RejectReason.INVALID_EMAIL,
+                       RejectReason.MALFORMED_ROW, RejectReason.UNDECODABLE, RejectReason.FIELD_TOO_LONG}

@@ -4,17 +4,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timezone
 
 import pytest
 
-from shared.csvscan import CsvFormat, CsvScanError, scan_bytes
-from shared.mapping import FieldMapping, MappedContact, bind, email_key, map_row
+from shared.csvscan import CsvFormat, scan_bytes
 from shared.rejects import RejectReason, RowRejection
-from shared.segments import Chunk, SegmentError, check_chunk_size, get_segment, plan_chunks, read_chunk, rows_of
-from tools.sample_export import DEFAULT_MAPPING, generate_profiles, partition_bounds
-
-WHEN = datetime(2021, 3, 1, 9, 5, tzinfo=timezone.utc)
+from shared.segments import (
+    Chunk, SegmentChangedError, SegmentError, check_chunk_size, get_segment, plan_chunks, read_chunk, rows_of,
+)
+from tests.segments import T1433
+from tools.sample_export import generate_profiles
 
 
 @pytest.mark.parametrize("quote_all,header,rows_per_chunk", [(False, False, 1), (True, True, 7), (False, True, 100)])
@@ -22,7 +21,7 @@ def test_chunks_through_azurite_equal_a_whole_file_csv_parse(segments_container,
                                                              rows_per_chunk):
     profiles = generate_profiles(60, seed=11, bad_share=0.0, quote_all=quote_all, tricky_share=0.2)
     assert sum(profiles.kind(i).value == "tricky" for i in range(60)) > 5
-    ci_export({"HighValue": profiles}, partitions=2, header=header, when=WHEN)
+    ci_export({"HighValue": profiles}, partitions=2, header=header, when=T1433)
     segment = get_segment(segments_container, "HighValue")
 
     for partition in segment.partitions:
@@ -54,7 +53,7 @@ def test_hostile_fields_survive_the_round_trip(segments_container):
 
 
 def test_a_chunk_travels_as_a_small_json_message_and_is_read_alone(segments_container, ci_export):
-    ci_export({"HighValue": generate_profiles(40, seed=3)}, partitions=1, when=WHEN)
+    ci_export({"HighValue": generate_profiles(40, seed=3)}, partitions=1, when=T1433)
     segment = get_segment(segments_container, "HighValue")
     chunks = list(plan_chunks(segments_container, segment, 10))
 
@@ -90,45 +89,56 @@ def test_row_problems_are_reported_per_row():
     assert all(type(r.problem.reason) is RejectReason for r in rows[1:])
 
 
-def test_unclosed_quote_is_named_with_its_row():
-    data = b'a,b\n"never closed,' + b"x" * 5000
-    with pytest.raises(CsvScanError, match=r"row 2 \(starting at byte 4\) is longer than 1 KiB"):
-        scan_bytes(data, CsvFormat(header=False), 10, block_bytes=512, max_record_bytes=1024)
+# ------------------------------------------------------------------ bad partitions, each with its message
 
 
-def test_chunks_stop_early_at_the_byte_cap():
-    data = b"".join(b"%d,%s\n" % (i, b"x" * 100) for i in range(50))
-    _, spans = scan_bytes(data, CsvFormat(header=False), 1000, max_chunk_bytes=1000)
-    assert [s.row_count for s in spans][:3] == [10, 10, 10] and sum(s.row_count for s in spans) == 50
-
-
-def test_generated_export_maps_to_exactly_the_expected_outcomes(segments_container, ci_export):
-    """Every row ends as exactly one outcome, and it is the one the generator says."""
-    profiles = generate_profiles(3000, seed=21, bad_share=0.03, duplicate_share=0.02)
-    ci_export({"HighValue": profiles}, partitions=3, when=WHEN)
+def test_export_whose_partitions_are_all_empty(segments_container, ci_export):
+    ci_export({"HighValue": generate_profiles(0)}, partitions=2, when=T1433)
     segment = get_segment(segments_container, "HighValue")
-    bound = bind(FieldMapping.from_dict(DEFAULT_MAPPING), segment.columns, segment.name)
-    expected = {}
-    for partition, (start, stop) in zip(segment.partitions, partition_bounds(profiles.count, 3)):
-        for e in profiles.expectations(start, stop):
-            expected[(partition.blob, e.row - start)] = (e.reason, e.email)
 
-    seen, outcomes = set(), {}
-    for chunk in plan_chunks(segments_container, segment, 250):
-        for row in read_chunk(segments_container, chunk):
-            result = map_row(bound, row)
-            if isinstance(result, MappedContact):
-                key = email_key(result.email)
-                outcome = (RejectReason.DUPLICATE if key in seen else None, result.email)
-                seen.add(key)
-            else:
-                outcome = (result.reason, None)
-            outcomes[(chunk.blob, row.number)] = outcome
+    with pytest.raises(SegmentError, match=r"segment 'HighValue': every partition is empty \(0 bytes"):
+        list(plan_chunks(segments_container, segment, 10))
 
-    assert len(outcomes) == 3000
-    normalized = {k: (reason, email if reason in (None, RejectReason.DUPLICATE) else None)
-                  for k, (reason, email) in expected.items()}
-    assert outcomes == normalized
-    reasons = {reason for reason, _ in outcomes.values()}
-    assert reasons == {None, RejectReason.DUPLICATE, RejectReason.MISSING_EMAIL, RejectReason.INVALID_EMAIL,
-                       RejectReason.MALFORMED_ROW, RejectReason.UNDECODABLE, RejectReason.FIELD_TOO_LONG}
+
+def test_ten_megabyte_single_line(segments_container):
+    data = b"Email,Name\r\na@example.com,A\r\nb@example.com," + b"x" * (10 * 1024 * 1024) + b"\r\n"
+    segments_container.upload_blob("Vip.csv", data)
+    segment = get_segment(segments_container, "Vip")
+
+    with pytest.raises(SegmentError, match=r"Vip.csv: row 2 \(starting at byte 29\) is longer than 1024 KiB"):
+        list(plan_chunks(segments_container, segment, 10))
+
+
+# ------------------------------------------------------------------ a blob replaced mid-run
+
+
+def test_blob_replaced_after_planning_is_detected(segments_container, ci_export):
+    ci_export({"HighValue": generate_profiles(30)}, partitions=1, when=T1433)
+    segment = get_segment(segments_container, "HighValue")
+    chunks = list(plan_chunks(segments_container, segment, 10))
+    assert len(list(read_chunk(segments_container, chunks[0]))) == 10
+
+    ci_export({"HighValue": generate_profiles(30, seed=7)}, partitions=1, when=T1433)  # same path, new bytes
+
+    with pytest.raises(SegmentChangedError, match=rf"blob {chunks[1].blob} was replaced or deleted after it was planned"):
+        list(read_chunk(segments_container, chunks[1]))
+
+
+def test_blob_replaced_while_planning_is_detected(segments_container, ci_export):
+    ci_export({"HighValue": generate_profiles(200)}, partitions=1, when=T1433)
+    segment = get_segment(segments_container, "HighValue")
+    plan = plan_chunks(segments_container, segment, 10, block_bytes=4096)
+    next(plan)
+    ci_export({"HighValue": generate_profiles(200, seed=7)}, partitions=1, when=T1433)
+
+    with pytest.raises(SegmentChangedError, match="was replaced or deleted after it was planned"):
+        list(plan)
+
+
+def test_blob_deleted_after_planning(segments_container, ci_export):
+    blobs = ci_export({"HighValue": generate_profiles(5)}, partitions=1, when=T1433)
+    chunk = next(plan_chunks(segments_container, get_segment(segments_container, "HighValue"), 10))
+    segments_container.delete_blob(blobs[0])
+
+    with pytest.raises(SegmentChangedError, match=rf"blob {blobs[0]} was replaced or deleted"):
+        list(read_chunk(segments_container, chunk))
