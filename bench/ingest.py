@@ -60,8 +60,9 @@ def phase_plan(connection_string: str, rows_per_chunk: int) -> dict:
 
 
 def phase_read_map(connection_string: str, chunk_dicts: list[dict]) -> dict:
-    from shared.mapping import FieldMapping, MappedContact, bind, email_key, map_row, rejects_to_csv
+    from shared.mapping import FieldMapping, MappedContact, bind, email_key, map_row
     from shared.omnisend import contact_batch_body, encode_body
+    from shared.rejects import rejects_to_csv
     from shared.segments import Chunk, read_chunk
     from shared.tuning import tune_garbage_collector
     from tools.sample_export import DEFAULT_MAPPING

@@ -313,7 +313,7 @@ def api_segments(segments_container):
     return written
 
 
-# --- Segments (shared/segments.py) and the sample export generator (tools/sample_export.py) -------
+# --- Segments (shared/segments/) and the sample export generator (tools/sample_export.py) -------
 
 
 @pytest.fixture()
