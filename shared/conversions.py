@@ -36,6 +36,7 @@ Decisions (what a profile export may carry, and nothing that needs a guess):
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import date, datetime, timedelta, timezone
@@ -69,34 +70,40 @@ Converter = Callable[[str, str], Converted]
 
 # -- numbers ------------------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?").fullmatch
-_INTEGER = re.compile(r"[+-]?[0-9]+").fullmatch
-
-
 def to_number(text: str, column: str = "") -> Converted:
     value = text.strip()
     if not value:
         return None
-    if _INTEGER(value):
-        number = int(value)
-        if -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER:
-            return number
-        return Invalid("number", value, f"whole numbers beyond {MAX_SAFE_INTEGER:,} lose digits in JSON", column)
-    if _NUMBER(value):
+    # float() in C does the reading; what it takes beyond ASCII decimal notation ("1_000", non-ASCII
+    # digits, "nan", "inf") is refused by the checks after it.
+    try:
         number = float(value)
-        if math.isfinite(number):
-            return number
-        return Invalid("number", value, "it is too large", column)
-    return Invalid("number", value, _why_not_a_number(value), column)
+    except ValueError:
+        return Invalid("number", value, _why_not_a_number(value), column)
+    if "_" in value or not value.isascii() or number - number != 0.0:  # the last: inf or nan
+        return Invalid("number", value, _why_not_a_number(value), column)
+    if "." in value or "e" in value or "E" in value:
+        return number
+    whole = int(value)
+    if -MAX_SAFE_INTEGER <= whole <= MAX_SAFE_INTEGER:
+        return whole
+    return Invalid("number", value, f"whole numbers beyond {MAX_SAFE_INTEGER:,} lose digits in JSON", column)
+
+
+_DECIMAL_NOTATION = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?").fullmatch
 
 
 def _why_not_a_number(value: str) -> str:
+    if _DECIMAL_NOTATION(value):
+        return "it is too large"
     if "," in value:
         return "a comma is ambiguous (decimal or thousands separator); write a '.' decimal point and no grouping"
     if any(c.isspace() for c in value):
         return "it has a space inside (a thousands separator?); write digits only, with a '.' decimal point"
     if value.strip("+-").lower() in ("nan", "inf", "infinity"):
         return "it is not a finite number"
+    if "_" in value:
+        return "expected decimal notation such as 1234.5, -3 or 1.5E+3 (no _ between digits)"
     return "expected decimal notation such as 1234.5, -3 or 1.5E+3"
 
 
@@ -179,14 +186,16 @@ def _parse_date(value: str) -> _Parsed | str:
     return _Parsed(calendar_day, (h, m, s), offset)
 
 
-def to_date(text: str, column: str = "") -> Converted:
-    """ISO 8601: `YYYY-MM-DD` for a date, `YYYY-MM-DDTHH:MM:SSZ` (UTC) for a date and time."""
-    value = text.strip()
-    if not value:
-        return None
+# Dates repeat within a column (order dates, birthdates): each distinct text is parsed once per
+# process. The caches hold results without the column (an Invalid gets it on the way out).
+_DATE_CACHE_SIZE = 32768
+
+
+@functools.lru_cache(maxsize=_DATE_CACHE_SIZE)
+def _date(value: str) -> str | Invalid:
     parsed = _parse_date(value)
     if parsed.__class__ is str:
-        return Invalid("date", value, parsed, column)
+        return Invalid("date", value, parsed)
     day, time, offset = parsed
     if time is None:
         return day.isoformat()
@@ -195,8 +204,27 @@ def to_date(text: str, column: str = "") -> Converted:
         try:
             moment -= timedelta(minutes=offset)
         except OverflowError:
-            return Invalid("date", value, "it is outside the years 1-9999 in UTC", column)
+            return Invalid("date", value, "it is outside the years 1-9999 in UTC")
     return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z"
+
+
+@functools.lru_cache(maxsize=_DATE_CACHE_SIZE)
+def _birthdate(value: str) -> str | Invalid:
+    parsed = _parse_date(value)
+    if parsed.__class__ is str:
+        return Invalid("birthdate", value, parsed)
+    if parsed.day.year < MIN_BIRTH_YEAR:
+        return Invalid("birthdate", value, f"a birth year before {MIN_BIRTH_YEAR} is a placeholder, not a birthdate")
+    return parsed.day.isoformat()
+
+
+def to_date(text: str, column: str = "") -> Converted:
+    """ISO 8601: `YYYY-MM-DD` for a date, `YYYY-MM-DDTHH:MM:SSZ` (UTC) for a date and time."""
+    value = text.strip()
+    if not value:
+        return None
+    result = _date(value)
+    return result._replace(column=column) if result.__class__ is Invalid else result
 
 
 def to_birthdate(text: str, column: str = "") -> Converted:
@@ -204,13 +232,8 @@ def to_birthdate(text: str, column: str = "") -> Converted:
     value = text.strip()
     if not value:
         return None
-    parsed = _parse_date(value)
-    if parsed.__class__ is str:
-        return Invalid("birthdate", value, parsed, column)
-    if parsed.day.year < MIN_BIRTH_YEAR:
-        return Invalid("birthdate", value, f"a birth year before {MIN_BIRTH_YEAR} is a placeholder, not a birthdate",
-                       column)
-    return parsed.day.isoformat()
+    result = _birthdate(value)
+    return result._replace(column=column) if result.__class__ is Invalid else result
 
 
 # -- gender -------------------------------------------------------------------------------------
