@@ -31,12 +31,15 @@ UTC = timezone.utc
 _SLACK = timedelta(hours=3)
 _ONE_MINUTE = timedelta(minutes=1)
 SCHEDULE_FIELDS = ("cron", "timeZone")
+# Files of a zone database that are not places: the host's own setting, and placeholders.
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 
 
 @functools.lru_cache(maxsize=1)
 def _zone_names() -> tuple[frozenset[str], dict[str, str]]:
     """Every IANA zone name this host knows (system database or the tzdata package), and by casefold."""
-    names = frozenset(available_timezones())
+    names = frozenset(name for name in available_timezones()
+                      if name not in _NOT_ZONES and not name.startswith(("posix/", "right/")))
     return names, {name.casefold(): name for name in names}
 
 

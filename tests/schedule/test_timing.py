@@ -161,6 +161,7 @@ def test_schedule_round_trips_and_time_zone_defaults_to_utc():
     ({"cron": "0 6 * * *", "timeZone": "europe/vilnius"}, [("schedule.timeZone", "did you mean 'Europe/Vilnius'?")]),
     ({"cron": "0 6 * * *", "timeZone": 2}, [("schedule.timeZone", "got int")]),
     ({"cron": "0 6 * * *", "timeZone": "../../etc/passwd"}, [("schedule.timeZone", "is not an IANA time zone name")]),
+    ({"cron": "0 6 * * *", "timeZone": "localtime"}, [("schedule.timeZone", "is not an IANA time zone name")]),
     ({"cron": "0 25 * * *", "timeZone": "Mars/Olympus"},
      [("schedule.cron", "hour field (2nd of 5) '25'"), ("schedule.timeZone", "'Mars/Olympus'")]),
     ({"timeZone": "UTC"}, [("schedule.cron", "is required")]),
