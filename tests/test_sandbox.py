@@ -65,6 +65,40 @@ def test_validation_lists_every_bad_field(sandbox_api):
                       ("firstName", "invalid_type")}
 
 
+@pytest.mark.parametrize("properties, expected", [
+    ({"loyalty tier": "Gold"}, {("customProperties.loyalty tier", "invalid_name")}),
+    ({"x" * 129: 1}, {(f"customProperties.{'x' * 129}", "invalid_name")}),
+    ({"address_obj": {"city": "Vilnius"}}, {("customProperties.address_obj", "invalid_type")}),
+    ({"stores": ["Vilnius", 3]}, {("customProperties.stores", "invalid_type")}),
+    ({"nothing": None}, {("customProperties.nothing", "invalid_type")}),
+    ({"note": "x" * 2049, "stores": ["y" * 2049]}, {("customProperties.note", "too_long"),
+                                                    ("customProperties.stores", "too_long")}),
+    ({f"p{i}": i for i in range(201)}, {("customProperties", "too_many_items")}),
+])
+def test_custom_properties_are_validated_as_omnisend_states(sandbox_api, properties, expected):
+    answer = sandbox_api("POST", "/contacts", json={**contact("jane@example.com"), "customProperties": properties})
+    assert answer.status_code == 400
+    assert {(e["field"], e["code"]) for e in answer.json()["errors"]} == expected
+
+
+def test_custom_properties_birthdate_and_gender_that_omnisend_takes_are_stored(sandbox, sandbox_api):
+    properties = {"loyalty_tier": "Gold", "Lifetime_Value_2": 1234.5, "orders": 3, "vip": True,
+                  "stores": ["Vilnius", "Kaunas"], "note": "x" * 2048, **{f"p{i}": i for i in range(194)}}
+    body = {**contact("jane@example.com"), "customProperties": properties, "birthdate": "2000-02-29", "gender": "f"}
+    assert sandbox_api("POST", "/contacts", json=body).status_code == 201
+    stored = sandbox.contacts()["jane@example.com"]
+    assert stored["customProperties"] == properties and (stored["birthdate"], stored["gender"]) == ("2000-02-29", "f")
+
+
+@pytest.mark.parametrize("field, value, code", [
+    ("birthdate", "2023-02-29", "invalid_format"), ("birthdate", "1990-5-1", "invalid_format"),
+    ("birthdate", "05/01/1990", "invalid_format"), ("gender", "male", "invalid_enum"), ("gender", "M", "invalid_enum"),
+])
+def test_birthdate_and_gender_take_only_omnisend_formats(sandbox_api, field, value, code):
+    answer = sandbox_api("POST", "/contacts", json={**contact("jane@example.com"), field: value})
+    assert answer.status_code == 400 and [(e["field"], e["code"]) for e in answer.json()["errors"]] == [(field, code)]
+
+
 def test_batch_of_101_items_is_rejected(sandbox, sandbox_api):
     answer = sandbox_api("POST", "/batches", json={"method": "POST", "endpoint": "contacts",
                                                    "items": [contact(f"u{i}@example.com") for i in range(101)]})

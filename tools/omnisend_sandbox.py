@@ -45,6 +45,12 @@ MAX_BODY_BYTES = 1_000_000
 MAX_CONTACT_TAGS = 100
 PROBLEM_TYPE = "https://problems.omnisend.com/"
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+# Custom properties, as Omnisend's contacts reference states them (not in its OpenAPI files): at most
+# 200 per contact; names of Latin letters, digits and _, at most 128 characters, case-sensitive;
+# string values at most 2048 characters; no objects.
+MAX_CUSTOM_PROPERTIES = 200
+CUSTOM_PROPERTY_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
+MAX_CUSTOM_STRING = 2048
 PHONE_PATTERN = re.compile(r"^\+[1-9]\d{6,14}$")
 # The sandbox's stand-in for Omnisend's country-name lookup (used when only `country` is sent).
 COUNTRY_CODES = {
@@ -892,6 +898,8 @@ def _contact_semantic_errors(body: dict) -> list[dict]:
             if isinstance(wanted, dict) and isinstance(wanted.get("statusChangedAt", ""), str) and "statusChangedAt" in wanted and _parse_time(wanted["statusChangedAt"]) is None:
                 errors.append(_field_error(f"identifiers.{i}.channels.{channel}.statusChangedAt", "invalid_format",
                                            "Must be an RFC 3339 timestamp"))
+    if isinstance(body.get("customProperties"), dict):
+        errors += _custom_property_errors(body["customProperties"])
     if isinstance(body.get("birthdate"), str) and not _is_date(body["birthdate"]):
         errors.append(_field_error("birthdate", "invalid_format", "Must be a date in YYYY-MM-DD format"))
     if isinstance(body.get("countryCode"), str) and not re.fullmatch(r"[A-Za-z]{2}", body["countryCode"]):
@@ -901,8 +909,29 @@ def _contact_semantic_errors(body: dict) -> list[dict]:
     return errors
 
 
+def _custom_property_errors(properties: dict) -> list[dict]:
+    errors = []
+    if len(properties) > MAX_CUSTOM_PROPERTIES:
+        errors.append(_field_error("customProperties", "too_many_items",
+                                   f"must have at most {MAX_CUSTOM_PROPERTIES} properties"))
+    for name, value in properties.items():
+        where = f"customProperties.{name}"
+        if not CUSTOM_PROPERTY_NAME.fullmatch(name):
+            errors.append(_field_error(where, "invalid_name", "Property names can contain only latin characters, "
+                                                              "numbers and _ (underscore), at most 128"))
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+            errors.append(_field_error(where, "invalid_type", "a list may hold strings only"))
+        elif not isinstance(value, list) and not isinstance(value, (str, bool, int, float)):
+            errors.append(_field_error(where, "invalid_type", "must be a string, number, boolean or list of strings; "
+                                                              "objects are not supported"))
+        elif any(isinstance(item, str) and len(item) > MAX_CUSTOM_STRING for item in items):
+            errors.append(_field_error(where, "too_long", f"strings must be at most {MAX_CUSTOM_STRING} characters"))
+    return errors
+
+
 def _is_date(text: str) -> bool:
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
         return False
     try:
         dt.date.fromisoformat(text)

@@ -29,6 +29,17 @@ DEFAULT_MAPPING = {
     "email": "PrimaryEmail", "firstName": "FirstName", "lastName": "LastName", "address": "Address1",
     "country": "Country", "state": "State", "city": "City", "postalCode": "PostCode",
 }
+# Columns a profile set carries beyond CI_COLUMNS with custom_fields=True, and how they map: custom
+# properties (LifetimeValue and LastPurchaseDate are in CI_COLUMNS already), birthdate and gender.
+CUSTOM_COLUMNS = ("LoyaltyTier", "BirthDate", "Gender", "PreferredStores")
+CUSTOM_PROPERTIES_MAPPING = {
+    "loyalty_tier": {"column": "LoyaltyTier", "type": "string"},
+    "lifetime_value": {"column": "LifetimeValue", "type": "number"},
+    "last_order_date": {"column": "LastPurchaseDate", "type": "date"},
+    "preferred_stores": {"column": "PreferredStores", "type": "stringList", "separator": ";"},
+}
+EXTENDED_MAPPING = {**DEFAULT_MAPPING, "birthdate": "BirthDate", "gender": "Gender",
+                    "customProperties": CUSTOM_PROPERTIES_MAPPING}
 BLOCK_BYTES = 4 * 1024 * 1024
 
 _FIRST = ("Jane", "John", "Aistė", "Zoë", "Mohammed", "Olga", "José", "Wei", "Priya", "Liam", "Emma", "Noah")
@@ -39,6 +50,9 @@ _PLACES = (  # (country as CI holds it: code or name, state, city, post code pre
     ("Germany", "Bavaria", "München", "80"), ("fr", "", "Paris", "750"), ("United States", "New York", "New York", "100"),
     ("", "", "", ""),
 )
+_TIERS = ("Bronze", "Silver", "Gold", "Platinum", "")
+_GENDERS = (("F", "f"), ("m", "m"), ("Female", "f"), ("MALE", "m"), ("Other", None), ("", None))
+_STORES = ("Vilnius", "Kaunas", "Riga", "Tallinn", "Warsaw")
 _INVALID_EMAILS = ("jane.doe", "jane@", "@example.com", "jane doe@example.com", "jane@@example.com", "jane@example")
 
 
@@ -94,6 +108,7 @@ class ProfileSet:
     quote_all: bool = False
     tricky_share: float = 0.01
     columns: tuple[str, ...] = CI_COLUMNS
+    custom_fields: bool = False  # also the CUSTOM_COLUMNS (columns is then CI_COLUMNS + CUSTOM_COLUMNS)
 
     # ------------------------------------------------------------ per row
 
@@ -153,9 +168,44 @@ class ProfileSet:
             f"{post}{(r >> 24) % 900 + 100}" if post else "", f"+1555{(r >> 32) % 10_000_000:07d}",
             f"{(r >> 40) % 100_000 / 100:.2f}", f"2024-{(r >> 4) % 12 + 1:02d}-{(r >> 9) % 28 + 1:02d}",
         ]
+        if self.custom_fields:
+            values += self._custom_values(i)
         if kind is Kind.WRONG_COLUMNS:
             values = values[:-1] if r & 2 else values + ["extra"]
         return values
+
+    def _custom_parts(self, i: int) -> tuple[str, tuple[int, int, int] | None, int, int, tuple[str, ...]]:
+        """(tier, birth date or None, birthdate format, gender index, stores) of row i."""
+        r = _mix(self.seed + 4, i)
+        birth = (1940 + r % 66, (r >> 10) % 12 + 1, (r >> 14) % 28 + 1) if (r >> 19) % 8 else None
+        stores = tuple(_STORES[(r >> (25 + 3 * k)) % len(_STORES)] for k in range((r >> 22) % 4))
+        return _TIERS[(r >> 7) % len(_TIERS)], birth, (r >> 40) % 3, (r >> 44) % len(_GENDERS), stores
+
+    def _custom_values(self, i: int) -> list[str]:
+        tier, birth, form, gender, stores = self._custom_parts(i)
+        if birth is None:
+            birthdate = ""
+        else:
+            year, month, day = birth
+            birthdate = (f"{year}-{month:02d}-{day:02d}", f"{month}/{day}/{year}",
+                         f"{month}/{day}/{year} 12:00:00 AM")[form]
+        return [tier, birthdate, _GENDERS[gender][0], "; ".join(stores)]
+
+    def expected_fields(self, i: int) -> dict:
+        """What a sent row's custom fields become with EXTENDED_MAPPING: {"birthdate", "gender",
+        "customProperties"}, each left out when empty (computed from the generator's own parts)."""
+        r = _mix(self.seed + 3, i)
+        tier, birth, _, gender, stores = self._custom_parts(i)
+        cents = (r >> 40) % 100_000
+        properties = {"loyalty_tier": tier, "lifetime_value": cents / 100,
+                      "last_order_date": f"2024-{(r >> 4) % 12 + 1:02d}-{(r >> 9) % 28 + 1:02d}",
+                      "preferred_stores": list(stores)}
+        found: dict = {"customProperties": {k: v for k, v in properties.items() if v not in ("", [])}}
+        if birth is not None:
+            found["birthdate"] = f"{birth[0]}-{birth[1]:02d}-{birth[2]:02d}"
+        if _GENDERS[gender][1] is not None:
+            found["gender"] = _GENDERS[gender][1]
+        return found
 
     def record(self, i: int) -> bytes:
         """Row i as one CSV record (CRLF-terminated) in UTF-8."""
@@ -202,15 +252,20 @@ def _quote(value: str, quote_all: bool) -> str:
 
 def generate_profiles(count: int, *, seed: int = 0, bad_share: float = 0.01, duplicate_share: float = 0.005,
                       email_domain: str = "example.com", quote_all: bool = False,
-                      tricky_share: float = 0.01) -> ProfileSet:
+                      tricky_share: float = 0.01, custom_fields: bool = False) -> ProfileSet:
     """A lazily generated segment of `count` CI-like profiles with a known share of bad rows.
 
     tricky_share: valid rows whose address holds quotes, a comma and a line feed.
     quote_all: every field quoted (as some CDM writers do) instead of only where needed.
+    custom_fields: also loyalty tier, birthdate (ISO, M/d/yyyy, with a time or empty), gender
+    (m/f/male/female in any case, other or empty) and preferred stores (";"-separated), mapped by
+    EXTENDED_MAPPING; the rows before these columns are the same as without them.
     """
     if count < 0 or not 0 <= bad_share + duplicate_share <= 1:
         raise ValueError("count must be >= 0 and bad_share + duplicate_share between 0 and 1")
-    return ProfileSet(count, seed, bad_share, duplicate_share, email_domain, quote_all, tricky_share)
+    columns = CI_COLUMNS + CUSTOM_COLUMNS if custom_fields else CI_COLUMNS
+    return ProfileSet(count, seed, bad_share, duplicate_share, email_domain, quote_all, tricky_share, columns,
+                      custom_fields)
 
 
 def partition_bounds(count: int, partitions: int) -> list[tuple[int, int]]:
@@ -320,11 +375,15 @@ def overlapping_segments(names: tuple[str, ...], population: ProfileSet, share: 
     return {name: ProfileSlice(population, k * step, size) for k, name in enumerate(names)}
 
 
-def write_demo_export(container: ContainerClient, profiles: int, names: tuple[str, ...]) -> dict:
-    """The sample `make run` exports: overlapping segments of `profiles` people, with some bad rows."""
-    segments = overlapping_segments(names, generate_profiles(profiles, seed=7, bad_share=0.01))
+def write_demo_export(container: ContainerClient, profiles: int, names: tuple[str, ...], *,
+                      map_custom_fields: bool = False) -> dict:
+    """The sample `make run` exports: overlapping segments of `profiles` people, with some bad rows,
+    carrying the custom columns too. The mapping is DEFAULT_MAPPING, or EXTENDED_MAPPING (custom
+    properties, birthdate, gender) with map_custom_fields=True."""
+    segments = overlapping_segments(names, generate_profiles(profiles, seed=7, bad_share=0.01, custom_fields=True))
     write_ci_export(container, segments, partitions=3)
-    return {"rows": sum(s.count for s in segments.values()), "mapping": dict(DEFAULT_MAPPING)}
+    mapping = EXTENDED_MAPPING if map_custom_fields else DEFAULT_MAPPING
+    return {"rows": sum(s.count for s in segments.values()), "mapping": json.loads(json.dumps(mapping))}
 
 
 def main() -> None:
@@ -332,9 +391,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--custom-fields", action="store_true", help="also loyalty tier, birthdate, gender, stores")
     args = parser.parse_args()
     with open(args.out, "wb") as out:
-        for block in generate_profiles(args.rows, seed=args.seed).blocks(header=True):
+        for block in generate_profiles(args.rows, seed=args.seed, custom_fields=args.custom_fields).blocks(header=True):
             out.write(block)
 
 
