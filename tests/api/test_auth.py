@@ -16,19 +16,37 @@ def test_no_principal_is_401_with_a_problem_body(api):
     assert problem["type"].endswith(":unauthenticated") and problem["instance"] == "/api/connections"
 
 
-@pytest.mark.parametrize("header, says", [
+UNREADABLE_PRINCIPALS = [
     ("%%% not base64 %%%", "not base64"),
     (b64(b"\xff\xfe"), "not JSON"),
     (b64([1, 2]), "JSON object"),
     (b64({"auth_typ": "aad"}), "'claims'"),
     (b64({"claims": [{"typ": "roles", "val": 7}]}), "claims[0]"),
     (b64({"claims": [{"typ": "roles", "val": ADMIN_ROLE}]}), "naming the caller"),
-])
+    # Hostile principals: nesting, numbers and lone surrogates json.loads chokes on, and names that
+    # would be logged and stored as they are.
+    (b64(b'{"claims": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"), "nested deeper than 32 levels"),
+    (b64(b'{"claims": [], "exp": ' + b"9" * 5000 + b"}"), "exp is a number of 5000 characters"),
+    (b64(b'{"claims": [{"typ": "name", "val": "\\ud800"}]}'), "claims[0].val is not valid Unicode"),
+    (b64({"claims": [{"typ": "name", "val": "x" * 257}]}), "more than 256 characters"),
+    (b64({"claims": [{"typ": "name", "val": "admin@contoso.com\nforged log line"}]}), "control characters"),
+]
+
+
+@pytest.mark.parametrize("header, says", UNREADABLE_PRINCIPALS, ids=[says for _, says in UNREADABLE_PRINCIPALS])
 def test_an_unreadable_principal_is_401_saying_what_is_wrong(api, header, says):
+    assert len(header) <= 32 * 1024  # within the header size the API reads at all
     response = api("GET", "connections", role=None, headers={"X-MS-CLIENT-PRINCIPAL": header})
     assert response.status == 401
     assert response.json()["code"] == "invalid_principal"
     assert says in response.json()["detail"]
+
+
+def test_a_principal_name_header_with_control_characters_is_401(api):
+    header = b64({"claims": [{"typ": "roles", "val": ADMIN_ROLE}]})
+    response = api("GET", "connections", role=None, headers={"X-MS-CLIENT-PRINCIPAL": header,
+                                                              "X-MS-CLIENT-PRINCIPAL-NAME": "ops\r\nforged"})
+    assert (response.status, response.json()["code"]) == (401, "invalid_principal")
 
 
 @pytest.mark.parametrize("auth_enabled, status", [(None, 401), ("False", 401), ("True", 200)])
