@@ -15,13 +15,13 @@ from .access import get_connection as _get_connection
 from .access import require_usable
 from .http import ApiResponse, json_response, location
 from .routing import Access, Context, route
-from .validation import BodyField, boolean, integer, one_of, parse_body, text, token
+from .validation import BodyField, boolean, header_token, integer, one_of, parse_body, text
 
 log = logging.getLogger(__name__)
 
 CONNECTION_FIELDS = (
     BodyField("displayName", text(200), required=True),
-    BodyField("apiKey", token(500), required=True),
+    BodyField("apiKey", header_token(500), required=True),
     BodyField("usableBy", one_of(*USABLE_BY_VALUES), default="admins"),
     BodyField("consent", boolean, default=False),
     BodyField("contactLimit", integer(1, 100_000_000), nullable=True),

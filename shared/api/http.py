@@ -60,7 +60,8 @@ class ApiResponse:
 
 
 def json_response(status: int, data: Any, headers: Mapping[str, str] | None = None) -> ApiResponse:
-    return ApiResponse(status, _encode(data), {"Content-Type": f"{JSON_CONTENT_TYPE}; charset=utf-8", **(headers or {})})
+    content_type = {"Content-Type": f"{JSON_CONTENT_TYPE}; charset=utf-8"}
+    return ApiResponse(status, _encode(data), {**content_type, **(headers or {})})
 
 
 def problem_response(problem: ApiProblem, instance: str | None = None) -> ApiResponse:
@@ -74,4 +75,5 @@ def location(path: str) -> dict[str, str]:
 
 
 def _encode(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False).encode("utf-8")
+    # A lone surrogate (from a path or a stored name) cannot be UTF-8: it is written as its JSON escape.
+    return json.dumps(data, ensure_ascii=False).encode("utf-8", "backslashreplace")

@@ -6,6 +6,7 @@ a test keeps the two in step. A resource module registers its routes with `@rout
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -54,6 +55,14 @@ class Context:
 
 Handler = Callable[[Context], ApiResponse]
 
+# Path parameters that are ids, with the problem that answers an id naming nothing (as documents.is_valid_id).
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_ID_PARAMETERS = {
+    "connectionId": ("connection_not_found", "connection"),
+    "exportId": ("export_not_found", "export"),
+    "runId": ("run_not_found", "run"),
+}
+
 
 @dataclass(frozen=True)
 class Route:
@@ -87,11 +96,12 @@ def route(method: str, template: str, access: str) -> Callable[[Handler], Handle
 
 def handle(settings: Settings, request: ApiRequest) -> ApiResponse:
     """Answer one API request. Never raises: every failure becomes a problem response."""
-    instance = "/api/" + request.path.strip("/")
+    instance = "/api/" + shown(request.path.strip("/"), 200)
     try:
         matched, params = _match(request)
         context = Context(settings, request, params)
         context.caller = _authorize(request, matched.access, settings)
+        _check_ids(params)
         return matched.handler(context)
     except ApiProblem as problem:
         if problem.status >= 500:
@@ -116,7 +126,24 @@ def _match(request: ApiRequest) -> tuple[Route, dict[str, str]]:
     if allowed:
         raise ApiProblem("method_not_allowed", f"{request.method} is not allowed here; use {', '.join(allowed)}",
                          headers={"Allow": ", ".join(allowed)})
-    raise ApiProblem("route_not_found", f"no route /api/{'/'.join(parts)}; see /api/openapi.json")
+    raise ApiProblem("route_not_found", f"no route /api/{shown('/'.join(parts), 200)}; see /api/openapi.json")
+
+
+def _check_ids(params: dict[str, str]) -> None:
+    """Ids in the path are letters, digits, `_` and `-` (ASCII, at most 64): anything else names nothing,
+    and is answered without reaching storage."""
+    for name, value in params.items():
+        if name in _ID_PARAMETERS and not _ID.fullmatch(value):
+            code, kind = _ID_PARAMETERS[name]
+            raise ApiProblem(code, f"{kind} '{shown(value, 64)}' does not exist: ids are 1 to 64 letters, "
+                             "digits, '_' or '-'")
+
+
+def shown(text: str, limit: int) -> str:
+    """Text from the request as a message or log line shows it: at most `limit` characters, surrogates and
+    control characters escaped."""
+    text = text if len(text) <= limit else text[:limit] + "…"
+    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
 
 
 def _authorize(request: ApiRequest, access: str, settings: Settings) -> Caller | None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from ..problems import ApiProblem, FieldError
@@ -10,6 +11,8 @@ from .http import ApiResponse, json_response, location
 from .routing import Access, Context, route
 
 log = logging.getLogger(__name__)
+
+_LIMIT = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit also takes "²", which int() refuses
 
 
 def engine():
@@ -25,7 +28,7 @@ def _limit(context: Context, default: int = 50, maximum: int = 1000) -> int:
     raw = context.request.query.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not _LIMIT.fullmatch(raw) or not 1 <= int(raw) <= maximum:
         raise ApiProblem("validation_failed", f"limit must be a whole number from 1 to {maximum}",
                          [FieldError("limit", f"must be a whole number from 1 to {maximum}")])
     return int(raw)

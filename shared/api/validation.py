@@ -6,13 +6,17 @@ and its path that returns the `FieldError`s it finds (none when the value is fin
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .. import boundedjson
+from ..boundedjson import shown_key
 from ..problems import ApiProblem, FieldError
 from .http import JSON_CONTENT_TYPE, ApiRequest
 
 MAX_BODY_BYTES = 64 * 1024
+_NOT_HEADER_SAFE = re.compile(r"[^\x21-\x7e\xa1-\xff]")  # anything but visible Latin-1
 
 Check = Callable[[Any, str], list[FieldError]]
 
@@ -39,6 +43,18 @@ def token(max_length: int) -> Check:
     return check
 
 
+def header_token(max_length: int) -> Check:
+    """A token sent in an HTTP header (API keys): printable Latin-1 only, which is all a header can carry."""
+    as_token = token(max_length)
+
+    def check(value: Any, path: str) -> list[FieldError]:
+        errors = as_token(value, path)
+        if not errors and _NOT_HEADER_SAFE.search(value):
+            errors = [FieldError(path, "must hold only printable Latin-1 characters: it is sent in an HTTP header")]
+        return errors
+    return check
+
+
 def integer(minimum: int, maximum: int) -> Check:
     def check(value: Any, path: str) -> list[FieldError]:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -57,7 +73,7 @@ def one_of(*allowed: str) -> Check:
     def check(value: Any, path: str) -> list[FieldError]:
         if value in allowed:
             return []
-        shown = json.dumps(value) if isinstance(value, str) else json_type(value)
+        shown = _quoted(value) if isinstance(value, str) else json_type(value)
         return [FieldError(path, f"must be one of {', '.join(map(json.dumps, allowed))}, got {shown}")]
     return check
 
@@ -72,7 +88,7 @@ def list_of(item: Check, *, min_items: int, max_items: int) -> Check:
         seen: set[Any] = set()
         for index, entry in enumerate(value):
             if isinstance(entry, str) and entry in seen:
-                errors.append(FieldError(f"{path}[{index}]", f"repeats {json.dumps(entry)}"))
+                errors.append(FieldError(f"{path}[{index}]", f"repeats {_quoted(entry)}"))
             seen.add(entry if isinstance(entry, str) else id(entry))
         return errors
     return check
@@ -83,6 +99,11 @@ def string_map(value: Any, path: str) -> list[FieldError]:
         return [FieldError(path, f"must be an object, got {json_type(value)}")]
     return [FieldError(f"{path}.{key}", f"must be a column name (string), got {json_type(entry)}")
             for key, entry in value.items() if not isinstance(entry, str)]
+
+
+def _quoted(value: str, limit: int = 64) -> str:
+    """A string value as a message shows it: JSON-quoted, at most `limit` characters of it."""
+    return json.dumps(value if len(value) <= limit else value[:limit] + "…")
 
 
 def json_type(value: Any) -> str:
@@ -112,7 +133,7 @@ def parse_body(request: ApiRequest, fields: tuple[BodyField, ...]) -> dict[str, 
     """The validated JSON object body with defaults filled in; ApiProblem listing every bad field."""
     data = _json_object(request)
     known = {item.name for item in fields}
-    errors = [FieldError(name, "is not a known field") for name in data if name not in known]
+    errors = [FieldError(shown_key(name), "is not a known field") for name in data if name not in known]
     values: dict[str, Any] = {}
     for item in fields:
         if item.name not in data:
@@ -135,17 +156,17 @@ def _json_object(request: ApiRequest) -> dict[str, Any]:
         raise ApiProblem("body_too_large", f"the body has {len(request.body)} bytes; the limit is {MAX_BODY_BYTES}")
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if content_type and content_type != JSON_CONTENT_TYPE and not content_type.endswith("+json"):
-        raise ApiProblem("unsupported_media_type", f"Content-Type is {content_type!r}; send {JSON_CONTENT_TYPE}")
+        raise ApiProblem("unsupported_media_type", f"Content-Type is {content_type[:100]!r}; send {JSON_CONTENT_TYPE}")
     if not request.body.strip():
         raise ApiProblem("invalid_json", "the body is empty; send a JSON object")
+    # Messages give positions and paths only: they never quote the body, which may hold an API key.
     try:
-        data = json.loads(request.body)
-    except UnicodeDecodeError:
-        raise ApiProblem("invalid_json", "the body is not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        # The position only: the message never quotes the body, which may hold an API key.
-        raise ApiProblem("invalid_json", f"the body is not valid JSON: {error.msg} at line {error.lineno} "
-                         f"column {error.colno}") from None
+        data = boundedjson.loads(request.body)
+    except boundedjson.JsonSyntaxError as error:  # not UTF-8, not JSON, or nested too deep
+        raise ApiProblem("invalid_json", f"the body {error}") from None
+    except boundedjson.JsonValueError as error:  # numbers too long or too large, NaN, lone surrogates
+        raise ApiProblem("validation_failed", f"the body {error}",
+                         [FieldError(path or "(body)", message) for path, message in error.problems]) from None
     if not isinstance(data, dict):
         raise ApiProblem("invalid_json", f"the body must be a JSON object, got {json_type(data)}")
     return data

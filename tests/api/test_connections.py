@@ -91,3 +91,25 @@ def test_a_connection_in_use_cannot_be_deleted_and_deleting_it_deletes_its_key(
     assert api("GET", f"connections/{connection.id}").status == 404
     with pytest.raises(SecretNotFoundError):
         secret_store(api_settings).get(connection.secret_name)
+
+
+NOT_IN_A_HEADER = "must hold only printable Latin-1 characters: it is sent in an HTTP header"
+
+
+@pytest.mark.parametrize("api_key, message", [
+    ("brand1-€uro0123456789", NOT_IN_A_HEADER),
+    ("brand1-ключ0123456789", NOT_IN_A_HEADER),
+    ("brand1-\x00abc0123456789", NOT_IN_A_HEADER),
+    ("brand1-\x7fabc0123456789", NOT_IN_A_HEADER),
+    ("brand1-\x85abc0123456789", "must not contain spaces or line breaks"),  # NEL, a C1 line break
+    ("brand1-\ud800abc0123456789", "is not valid Unicode: it holds a lone surrogate escape (\\ud800-\\udfff)"),
+], ids=["euro sign", "cyrillic", "NUL", "DEL", "NEL", "lone surrogate"])
+def test_a_key_an_http_header_cannot_carry_is_a_field_error_before_anything_is_stored_or_sent(
+        api, api_settings, sandbox, api_key, message, tmp_path):
+    response = api("POST", "connections", json_body=connection_body(api_key))
+    assert (response.status, response.json()["code"]) == (400, "validation_failed"), response.body
+    assert response.json()["errors"] == [{"field": "apiKey", "message": message}]
+    assert "0123456789" not in response.body.decode()
+    assert sandbox.request_log() == []
+    assert DocumentStore(api_settings).list_connections() == []
+    assert not (tmp_path / "secrets").exists() or not any((tmp_path / "secrets").iterdir())

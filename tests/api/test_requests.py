@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from shared.api import MAX_BODY_BYTES, ApiRequest
 from tests.api.conftest import export_body
 
@@ -78,3 +80,85 @@ def test_unknown_and_malformed_ids_are_404(api):
         response = api("GET", path)
         assert response.status == 404, path
         assert response.json()["code"] in {"export_not_found", "connection_not_found", "run_not_found"}
+
+
+# --- hostile input: a 4xx with a stable code, never a 500 ------------------------------------------
+
+
+def assert_problem(response, status: int, code: str) -> dict:
+    """The response is a problem of that status and code, readable as UTF-8 JSON."""
+    assert (response.status, response.headers["Content-Type"]) == (status, "application/problem+json"), response.body
+    problem = json.loads(response.body.decode("utf-8"))
+    assert (problem["status"], problem["code"]) == (status, code)
+    return problem
+
+
+def connection_json(**fields) -> bytes:
+    """A POST /connections body with raw JSON in the values: connection_json(contactLimit="9" * 5000)."""
+    members = {"displayName": '"Webshop"', "apiKey": '"brand1-0123456789abcdef"', "consent": "true", **fields}
+    return ("{" + ", ".join(f'"{name}": {value}' for name, value in members.items()) + "}").encode()
+
+
+HOSTILE_BODIES = [
+    (b"[" * 30_000 + b"]" * 30_000, "invalid_json", "nested deeper than 32 levels"),
+    (connection_json(displayName="[" * 32 + "]" * 32), "invalid_json", "nested deeper than 32 levels"),
+    (connection_json(displayName="[" * 31 + "]" * 31), "validation_failed", "displayName must be a string"),
+    (connection_json(contactLimit="9" * 5000), "validation_failed", "contactLimit is a number of 5000 characters"),
+    (connection_json(contactLimit="1e999"), "validation_failed", "contactLimit is a number too large"),
+    (connection_json(contactLimit="NaN"), "validation_failed", "contactLimit is NaN"),
+    (connection_json(displayName='"\\ud800"'), "validation_failed", "displayName is not valid Unicode"),
+    (connection_json(**{"\\udc00": "1"}), "validation_failed", "\\udc00 is a name that is not valid Unicode"),
+    (b'{"displayName": "\xed\xa0\x80"}', "invalid_json", "the body is not UTF-8 text"),
+    ('{"displayName": "x"}'.encode("utf-16"), "invalid_json", "the body is not UTF-8 text"),
+]
+
+
+@pytest.mark.parametrize("body, code, says", HOSTILE_BODIES, ids=[case[2] for case in HOSTILE_BODIES])
+def test_hostile_bodies_are_400_with_a_stable_code(api, sandbox, body, code, says):
+    response = api("POST", "connections", body=body, headers={"Content-Type": "application/json"})
+    problem = assert_problem(response, 400, code)
+    assert says in problem["detail"]
+    assert sandbox.request_log() == []  # refused before anything is sent
+
+
+def test_every_too_large_number_is_listed_by_its_field(api, api_connection):
+    body = export_body(api_connection().id)
+    raw = json.dumps(body)[:-1] + ', "segments": [1e999], "runOn": [' + "7" * 100 + "]}"
+    problem = assert_problem(api("POST", "exports", body=raw.encode()), 400, "validation_failed")
+    assert [error["field"] for error in problem["errors"]] == ["segments[0]", "runOn[0]"]
+
+
+@pytest.mark.parametrize("path, code", [
+    ("nothing/\ud800", "route_not_found"),
+    ("exports/\ud800", "export_not_found"),
+    ("runs/²", "run_not_found"),
+    ("runs/" + "٣" * 10, "run_not_found"),
+    ("connections/" + "a" * 65, "connection_not_found"),
+    ("exports/a\x00b", "export_not_found"),
+    ("runs/-abc/rejects", "run_not_found"),
+])
+def test_path_parameters_that_cannot_be_ids_are_404_without_a_lookup(api, path, code):
+    assert_problem(api("GET", path), 404, code)
+
+
+def test_a_huge_path_is_not_echoed_whole(api):
+    response = api("GET", "nothing/" + "x" * 100_000)
+    assert_problem(response, 404, "route_not_found")
+    assert len(response.body) < 2_000
+
+
+@pytest.mark.parametrize("limit", ["²", "٣", "１", "9" * 5000, "-1", "1.5", " 5", "5 ", "", "0x10", "1001", "0"],
+                         ids=lambda limit: ascii(limit[:8]))
+def test_a_limit_that_is_not_1_to_1000_in_ascii_digits_is_400(api, api_connection, api_segments,
+                                                               exports_api_contract, limit):
+    export = api("POST", "exports", json_body=export_body(api_connection().id)).json()
+    response = api("GET", f"exports/{export['id']}/runs", query={"limit": limit})
+    exports_api_contract.check(response, "GET", "/exports/{exportId}/runs")
+    problem = assert_problem(response, 400, "validation_failed")
+    assert problem["errors"] == [{"field": "limit", "message": "must be a whole number from 1 to 1000"}]
+
+
+def test_a_huge_content_type_is_415_and_not_echoed_whole(api):
+    response = api("POST", "exports", body=b"a=b", headers={"Content-Type": "text/" + "x" * 20_000})
+    assert_problem(response, 415, "unsupported_media_type")
+    assert len(response.body) < 2_000
