@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from azure.core.exceptions import AzureError
 
 from ..auth import Caller, PrincipalError, caller_from_headers
-from ..documents import DocumentConflictError, DocumentError, DocumentStore
+from ..documents import Connection, DocumentConflictError, DocumentError, DocumentNotFoundError, DocumentStore
 from ..problems import ApiProblem
 from ..settings import Settings
 from .http import ApiRequest, ApiResponse, problem_response
@@ -36,6 +36,7 @@ class Context:
     params: dict[str, str]
     caller: Caller | None = None
     _store: DocumentStore | None = None
+    _connections: dict[str, Connection | None] = field(default_factory=dict)
 
     @property
     def store(self) -> DocumentStore:
@@ -51,6 +52,15 @@ class Context:
     @property
     def is_admin(self) -> bool:
         return self.caller is not None and self.caller.is_admin
+
+    def connection(self, connection_id: str) -> Connection | None:
+        """A stored connection, read once per request; None when there is none of that id."""
+        if connection_id not in self._connections:
+            try:
+                self._connections[connection_id] = self.store.get_connection(connection_id)
+            except DocumentNotFoundError:
+                self._connections[connection_id] = None
+        return self._connections[connection_id]
 
 
 Handler = Callable[[Context], ApiResponse]
