@@ -74,6 +74,10 @@ def test_schemas_refuse_what_the_api_refuses(exports_api_contract):
                                        {"displayName": "x", "connectionId": "c", "segments": [], "mapping": {}})
     assert exports_api_contract.errors({"$ref": "#/components/schemas/ConnectionCreate"},
                                        {"displayName": "x", "apiKey": "k", "consent": True, "colour": "red"})
+    assert exports_api_contract.errors({"$ref": "#/components/schemas/ConnectionCreate"},
+                                       {"displayName": "x", "apiKey": "brand1-€", "consent": True})
+    assert not exports_api_contract.errors({"$ref": "#/components/schemas/ConnectionCreate"},
+                                           {"displayName": "x", "apiKey": "brand1-ÿ~!", "consent": True})
     assert exports_api_contract.errors({"$ref": "#/components/schemas/Run"}, {"runId": "r"})
     assert "nullable" in json.dumps(schemas["Connection"])  # the null-conversion is exercised
 
