@@ -14,7 +14,7 @@ from .access import require_usable
 from .http import ApiResponse, json_response, location
 from .routing import Access, Context, route
 from .segments import chosen_segments
-from .validation import BodyField, boolean, list_of, one_of, parse_body, string_map, text, token
+from .validation import BodyField, boolean, column_map, list_of, one_of, parse_body, text, token
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ EXPORT_FIELDS = (
     BodyField("displayName", text(200), required=True),
     BodyField("connectionId", token(64), required=True),
     BodyField("segments", list_of(text(256), min_items=1, max_items=100), required=True),
-    BodyField("mapping", string_map, required=True),
+    BodyField("mapping", column_map(max_entries=32, max_length=256), required=True),
     BodyField("runOn", list_of(one_of(*RUN_ON_VALUES), min_items=0, max_items=2),
               default=lambda: list(RUN_ON_VALUES)),
     BodyField("tagContacts", boolean, default=True),

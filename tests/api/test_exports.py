@@ -106,3 +106,14 @@ def test_put_replaces_and_honours_if_match(api, api_connection, api_segments):
     stale = api("PUT", f"exports/{export_id}", json_body=export_body(connection.id), headers={"If-Match": etag})
     assert (stale.status, stale.json()["code"]) == (412, "precondition_failed")
     assert api("GET", f"exports/{export_id}").json()["segments"] == ["Newsletter"]
+
+
+def test_a_mapping_with_huge_column_names_or_too_many_entries_is_400_and_not_echoed(api, api_connection, api_segments):
+    connection = api_connection()
+    huge = api("POST", "exports", json_body=export_body(connection.id, mapping={"email": "x" * 60_000}))
+    assert (huge.status, huge.json()["code"]) == (400, "validation_failed")
+    assert huge.json()["errors"] == [{"field": "mapping.email", "message": "must be a column name of at most 256 "
+                                                                           "characters"}]
+    assert len(huge.body) < 2_000
+    many = api("POST", "exports", json_body=export_body(connection.id, mapping={f"c{i}": "C" for i in range(33)}))
+    assert many.json()["errors"] == [{"field": "mapping", "message": "must have at most 32 entries, got 33"}]
