@@ -108,109 +108,16 @@ def keyvault_store(keyvault, tls_certificate):
     )
 
 
-# --- HTTP API (shared/api.py): callers by role, and the OpenAPI document as a contract --------------
+# --- HTTP API: the callers' identities, and the connections they use ------------------------------
 
 API_IDENTITIES = {"admin": "admin@contoso.com", "contributor": "contributor@contoso.com", "norole": "guest@contoso.com"}
 
 
-class ApiCaller:
-    """Calls `shared.api.handle` in-process as a given role: "admin", "contributor", "norole" or None."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def __call__(self, method: str, path: str, *, role: str | None = "admin", json_body=None,
-                 body: bytes | None = None, headers: dict[str, str] | None = None,
-                 query: dict[str, str] | None = None):
-        import json
-
-        from shared.api import ApiRequest, handle
-        from shared.auth import ADMIN_ROLE, CONTRIBUTOR_ROLE, encode_principal
-
-        all_headers = {}
-        if role is not None:
-            roles = {"admin": [ADMIN_ROLE], "contributor": [CONTRIBUTOR_ROLE], "norole": []}[role]
-            all_headers["X-MS-CLIENT-PRINCIPAL"] = encode_principal(API_IDENTITIES[role], roles)
-        if json_body is not None:
-            body = json.dumps(json_body).encode()
-            all_headers["Content-Type"] = "application/json"
-        all_headers.update(headers or {})
-        request = ApiRequest(method, path.removeprefix("/api/").lstrip("/"), all_headers, query or {}, body or b"")
-        return handle(self.settings, request)
-
-
 @pytest.fixture()
 def api_settings(settings) -> Settings:
-    """Settings the `api` fixture runs with; a test module overrides it to add e.g. the Omnisend sandbox."""
+    """Settings `api_connection` (and the API tests) run with; tests/api and the run tests override it to
+    add the Omnisend sandbox."""
     return settings
-
-
-@pytest.fixture()
-def api(api_settings) -> ApiCaller:
-    return ApiCaller(api_settings)
-
-
-class OpenApiContract:
-    """openapi/exports-api.json, for checking real responses against what it documents."""
-
-    def __init__(self, document: dict) -> None:
-        from jsonschema import Draft202012Validator
-        from referencing import Registry, Resource
-        from referencing.jsonschema import DRAFT202012
-
-        self.document = document
-        resource = Resource(contents=_nullable_to_json_schema(document), specification=DRAFT202012)
-        self._registry = Registry().with_resource("urn:exports-api", resource)
-        self._validator_class = Draft202012Validator
-
-    def operation(self, method: str, template: str) -> dict:
-        return self.document["paths"][template][method.lower()]
-
-    def errors(self, schema: dict, instance) -> list[str]:
-        """Messages of `instance` not matching `schema` (which may $ref into the document)."""
-        schema = _nullable_to_json_schema(schema)
-        if "$ref" in schema:
-            schema = {"$ref": "urn:exports-api" + schema["$ref"]}
-        validator = self._validator_class(schema, registry=self._registry)
-        return [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(instance)]
-
-    def check(self, response, method: str, template: str) -> None:
-        """Fail unless the status is documented for the route and the body matches its schema."""
-        import json
-
-        responses = self.operation(method, template)["responses"]
-        assert str(response.status) in responses, f"{method} {template} answered undocumented {response.status}"
-        documented = responses[str(response.status)]
-        if "$ref" in documented:
-            documented = self.document["components"]["responses"][documented["$ref"].rsplit("/", 1)[1]]
-        content = documented.get("content")
-        if not content:
-            assert response.body == b"", f"{method} {template} {response.status} must have no body"
-            return
-        media_type = response.headers["Content-Type"].split(";")[0]
-        assert media_type in content, f"{method} {template} {response.status} answered {media_type}"
-        if media_type.endswith("json"):
-            problems = self.errors(content[media_type]["schema"], json.loads(response.body))
-            assert not problems, f"{method} {template} {response.status}: {problems}"
-
-
-def _nullable_to_json_schema(node):
-    """OpenAPI 3.0's `nullable: true` as JSON Schema (`anyOf` with null), recursively."""
-    if isinstance(node, list):
-        return [_nullable_to_json_schema(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    converted = {key: _nullable_to_json_schema(value) for key, value in node.items() if key != "nullable"}
-    return {"anyOf": [converted, {"type": "null"}]} if node.get("nullable") is True else converted
-
-
-@pytest.fixture(scope="session")
-def exports_api_contract() -> OpenApiContract:
-    import json
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "openapi" / "exports-api.json"
-    return OpenApiContract(json.loads(path.read_text(encoding="utf-8")))
 
 
 # --- Omnisend sandbox ------------------------------------------------------------------------
@@ -277,7 +184,7 @@ def sandbox_api(sandbox, omnisend_key):
     session.close()
 
 
-# --- HTTP API: stored connections and segments to build requests on ---------------------------------
+# --- HTTP API: stored connections to build requests and runs on --------------------------------------
 
 
 @pytest.fixture()
@@ -299,18 +206,6 @@ def api_connection(api_settings):
         return connection
 
     return make
-
-
-@pytest.fixture()
-def api_segments(segments_container):
-    """Two small plain-CSV segments, "Vip" and "Newsletter", written with tools/sample_export.py:
-    {name: profiles}. Map them with tools.sample_export.DEFAULT_MAPPING."""
-    from tools.sample_export import generate_profiles, write_plain_segment
-
-    written = {"Vip": generate_profiles(5, seed=1), "Newsletter": generate_profiles(5, seed=2)}
-    for name, profiles in written.items():
-        write_plain_segment(segments_container, name, profiles)
-    return written
 
 
 # --- Segments (shared/segments/) and the sample export generator (tools/sample_export.py) -------

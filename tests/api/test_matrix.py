@@ -6,7 +6,6 @@ be a status and body the OpenAPI document gives for that route.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import pytest
@@ -15,11 +14,6 @@ from shared.api import ROUTES
 from shared.documents import DocumentStore
 
 ROLES = (None, "norole", "contributor", "admin")
-
-
-@pytest.fixture()
-def api_settings(settings, sandbox):
-    return dataclasses.replace(settings, omnisend_api_url=sandbox.url)
 
 
 @dataclass
@@ -43,7 +37,7 @@ def build_world(api_settings, api_connection, api_segments, omnisend_key):
             return {"displayName": "Matrix", "connectionId": connection_id, "segments": ["Vip"],
                     "mapping": dict(DEFAULT_MAPPING), "runOn": []}
 
-        from tests.conftest import ApiCaller
+        from tests.api.conftest import ApiCaller
 
         admin = ApiCaller(api_settings)
         private_export = admin("POST", "exports", json_body=export_body(private.id)).json()["id"]

@@ -9,6 +9,8 @@ import pytest
 from shared.api import ROUTES
 from shared.problems import PROBLEMS
 
+REPOSITORY = Path(__file__).resolve().parents[2]
+REFERENCE = REPOSITORY.parent / "shared" / "omnisend"  # Omnisend's reference files, beside a working copy
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 
 
@@ -72,6 +74,10 @@ def test_schemas_refuse_what_the_api_refuses(exports_api_contract):
                                        {"displayName": "x", "connectionId": "c", "segments": [], "mapping": {}})
     assert exports_api_contract.errors({"$ref": "#/components/schemas/ConnectionCreate"},
                                        {"displayName": "x", "apiKey": "k", "consent": True, "colour": "red"})
+    assert exports_api_contract.errors({"$ref": "#/components/schemas/ConnectionCreate"},
+                                       {"displayName": "x", "apiKey": "brand1-€", "consent": True})
+    assert not exports_api_contract.errors({"$ref": "#/components/schemas/ConnectionCreate"},
+                                           {"displayName": "x", "apiKey": "brand1-ÿ~!", "consent": True})
     assert exports_api_contract.errors({"$ref": "#/components/schemas/Run"}, {"runId": "r"})
     assert "nullable" in json.dumps(schemas["Connection"])  # the null-conversion is exercised
 
@@ -89,13 +95,12 @@ def test_health_needs_no_principal(api, exports_api_contract):
     exports_api_contract.check(response, "GET", "/health")
 
 
-@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared" / "omnisend").is_dir(),
-                    reason="../shared/omnisend (reference contracts) not present in this clone")
+@pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/omnisend (reference contracts) not present in this clone")
 def test_omnisend_rate_defaults_match_the_reference_notes():
     """The documented connection defaults are Omnisend's published limits."""
-    notes = (Path(__file__).resolve().parents[2] / "shared" / "omnisend" / "API-NOTES.md").read_text()
+    notes = (REFERENCE / "API-NOTES.md").read_text()
     assert "400 requests/minute" in notes and "60/minute" in notes
-    document = json.loads((Path(__file__).resolve().parents[1] / "openapi" / "exports-api.json").read_text())
+    document = json.loads((REPOSITORY / "openapi" / "exports-api.json").read_text())
     create = document["components"]["schemas"]["ConnectionCreate"]["properties"]
     assert (create["requestsPerMinute"]["default"], create["tagRequestsPerMinute"]["default"]) == (400, 60)
 
@@ -103,7 +108,8 @@ def test_omnisend_rate_defaults_match_the_reference_notes():
 def test_every_problem_code_is_raised_somewhere_and_every_raised_code_is_catalogued():
     import re
 
-    source = (Path(__file__).resolve().parents[1] / "shared" / "api.py").read_text(encoding="utf-8")
+    modules = sorted((REPOSITORY / "shared" / "api").glob("*.py"))
+    source = "\n".join(path.read_text(encoding="utf-8") for path in modules)
     raised = set(re.findall(r'ApiProblem\(\s*"([a-z_]+)"', source))
     raised |= set(re.findall(r'code = "([a-z_]+)" if', source)) | set(re.findall(r'else "([a-z_]+)"', source))
     assert raised - set(PROBLEMS) == set()
