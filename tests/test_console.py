@@ -131,3 +131,31 @@ def test_the_app_routes_keep_their_auth_levels_and_the_host_routes_stay_reachabl
     answer = requests.post(f"{host.url}/runtime/webhooks/blobs?functionName=Host.Functions.segment_uploaded",
                            json=handshake, timeout=10)
     assert answer.json() == {"validationResponse": "abc"}
+
+
+def test_make_devhost_prints_the_console_url(host, azurite, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tools.azurite import free_port
+
+    assert host.serves_root
+    port = free_port()
+    environment = {**os.environ, "AzureWebJobsStorage": azurite.connection_string, "KEY_VAULT_URL": "",
+                   "EXPORT_QUEUE": f"chunks-{uuid.uuid4().hex[:8]}", "LOCAL_SECRETS_DIR": str(tmp_path)}
+    process = subprocess.Popen([sys.executable, "-m", "tools.devhost", "--port", str(port)], cwd=ROOT,
+                               env=environment, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        lines = []
+        while time.monotonic() < deadline and not any(line.startswith("Console:") for line in lines):
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line.strip())
+    finally:
+        process.terminate()
+        process.communicate(timeout=15)
+    assert f"Console: http://127.0.0.1:{port}/" in lines, lines

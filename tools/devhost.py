@@ -549,6 +549,12 @@ class DevHost:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
+    @property
+    def serves_root(self) -> bool:
+        """Whether an HTTP function answers GET / (a web page at the root, routePrefix "")."""
+        return not self.config.route_prefix and any(
+            route.match("") is not None and (route.methods is None or "GET" in route.methods) for route in self.routes)
+
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until no invocation (of any trigger) is running; False on timeout."""
         with self._idle:
@@ -1159,6 +1165,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"devhost: {error}", file=sys.stderr)
         return 2
     print(f"Dev host listening on {host.url} (Ctrl+C to stop)", flush=True)
+    if host.serves_root:
+        print(f"Console: {host.url}/", flush=True)
     try:
         stop.wait()
     except KeyboardInterrupt:
