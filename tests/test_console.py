@@ -159,3 +159,18 @@ def test_make_devhost_prints_the_console_url(host, azurite, tmp_path):
         process.terminate()
         process.communicate(timeout=15)
     assert f"Console: http://127.0.0.1:{port}/" in lines, lines
+
+
+def test_with_a_function_key_the_dev_host_guards_the_api_but_not_the_console_or_health(host):
+    host.function_key = "local-function-key"
+    try:
+        refused = requests.get(f"{host.url}/api/exports", timeout=10)
+        assert refused.status_code == 401 and refused.content == b""
+        assert requests.get(f"{host.url}/api/exports", headers={"x-functions-key": "wrong"}, timeout=10).status_code == 401
+        assert requests.get(f"{host.url}/api/exports", headers={"X-Functions-Key": "local-function-key"},
+                            timeout=10).status_code == 200
+        assert requests.get(f"{host.url}/api/exports?code=local-function-key", timeout=10).status_code == 200
+        assert requests.get(f"{host.url}/api/health", timeout=10).status_code == 200
+        assert requests.get(f"{host.url}/", timeout=10).status_code == 200
+    finally:
+        host.function_key = None
