@@ -71,7 +71,9 @@ export function clearProblems(form) {
  * "mapping.email" or "segments[1]" into a field name), and a summary on top with the problem in words
  * and links to the fields. `extra` nodes are added to the summary (e.g. a reload button).
  */
-export function showProblem(form, error, {title = "Not saved", fieldFor = (path) => path, extra = []} = {}) {
+export function showProblem(form, error, {title, fieldFor = (path) => path, extra = []} = {}) {
+  const custom = Boolean(title);
+  title = title || "Not saved";
   clearProblems(form);
   const placed = [];
   const unplaced = [];
@@ -89,9 +91,9 @@ export function showProblem(form, error, {title = "Not saved", fieldFor = (path)
     if (!placed.includes(name)) placed.push(name);
   }
   const box = form.querySelector(".form-summary");
-  fill(box, 
+  fill(box,
     h("h2", {}, title),
-    h("p", {}, describe(error)),
+    h("p", {}, custom && error.problem?.detail ? error.problem.detail : describe(error)),
     unplaced.length ? h("ul", {}, unplaced.map((item) => h("li", {}, `${item.field}: ${item.message}`))) : null,
     placed.length ? h("p", {}, "Fix: ", placed.map((name, index) => [
       index ? ", " : "",
