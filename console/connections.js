@@ -76,12 +76,14 @@ function confirmDelete(context, connection, cell, restore) {
       cell.querySelector("button").focus();
     }
   }}, "Delete it");
-  const box = h("div", {class: "confirm", role: "group", "aria-label": `Delete ${connection.displayName}?`},
-    h("p", {}, `Delete “${connection.displayName}”? Its API key is deleted too.`),
-    h("div", {class: "row-actions"}, yes, h("button", {type: "button", onclick: () => {
-      restore();
-      cell.querySelector("button").focus();
-    }}, "Cancel")));
+  const cancel = () => {
+    restore();
+    cell.querySelector("button").focus();
+  };
+  const box = h("div", {class: "confirm", role: "group", "aria-label": `Delete ${connection.displayName}?`,
+    onkeydown: (event) => { if (event.key === "Escape") cancel(); }},
+  h("p", {}, `Delete “${connection.displayName}”? Its API key is deleted too.`),
+  h("div", {class: "row-actions"}, yes, h("button", {type: "button", onclick: cancel}, "Cancel")));
   fill(cell, box);
   yes.focus();
 }

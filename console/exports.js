@@ -69,12 +69,14 @@ function exportRow(context, item, names, lastRun) {
           showActions();
         }
       }}, "Delete it");
-      fill(actions, h("div", {class: "confirm", role: "group", "aria-label": `Delete ${item.displayName}?`},
-        h("p", {}, `Delete “${item.displayName}”? Its runs in progress are cancelled.`),
-        h("div", {class: "row-actions"}, yes, h("button", {type: "button", onclick: () => {
-          showActions();
-          actions.querySelector("button").focus();
-        }}, "Cancel"))));
+      const cancel = () => {
+        showActions();
+        actions.querySelector("button").focus();
+      };
+      fill(actions, h("div", {class: "confirm", role: "group", "aria-label": `Delete ${item.displayName}?`,
+        onkeydown: (event) => { if (event.key === "Escape") cancel(); }},
+      h("p", {}, `Delete “${item.displayName}”? Its runs in progress are cancelled.`),
+      h("div", {class: "row-actions"}, yes, h("button", {type: "button", onclick: cancel}, "Cancel"))));
       yes.focus();
     }}, "Delete")), message);
   showActions();

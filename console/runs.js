@@ -58,10 +58,27 @@ export async function runsPage(context, exportId) {
       row.update(run);
       if (tbody.children[index] !== row.element) tbody.insertBefore(row.element, tbody.children[index] || null);
     });
-    if (runs.some((run) => ACTIVE.has(run.status)) && !signal.aborted) {
-      window.clearTimeout(timer);
-      timer = window.setTimeout(() => refresh().catch(() => {}), POLL_MS);
-    }
+    if (runs.some((run) => ACTIVE.has(run.status))) poll(POLL_MS);
+  }
+
+  function poll(delay) {
+    if (signal.aborted) return;
+    window.clearTimeout(timer);
+    timer = window.setTimeout(async () => {
+      try {
+        await refresh();
+        if (message.dataset.polling) {
+          message.hidden = true;
+          delete message.dataset.polling;
+        }
+      } catch (error) {
+        if (signal.aborted) return;
+        message.textContent = `The runs could not be refreshed (${describe(error)}); trying again.`;
+        message.dataset.polling = "failed";
+        message.hidden = false;
+        poll(delay * 2 > 30000 ? 30000 : delay * 2);
+      }
+    }, delay);
   }
 
   async function refresh() {

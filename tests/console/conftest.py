@@ -87,8 +87,8 @@ class Stack:
         assert response.status_code == expect, f"{method} {path}: {response.status_code} {response.text}"
         return response
 
-    def connection(self, name: str, usable_by: str = "admins") -> dict:
-        key = self.sandbox.add_key(f"brand-{uuid.uuid4().hex[:8]}")
+    def connection(self, name: str, usable_by: str = "admins", key: str | None = None) -> dict:
+        key = key or self.sandbox.add_key(f"brand-{uuid.uuid4().hex[:8]}")
         body = {"displayName": name, "apiKey": key, "consent": True, "usableBy": usable_by,
                 "requestsPerMinute": FAST, "tagRequestsPerMinute": FAST}
         return self.call("POST", "connections", body, expect=201).json()

@@ -126,6 +126,38 @@ def test_admin_creates_an_export_by_picking_columns_runs_it_and_downloads_the_re
     assert all(item["reason"] for item in downloaded)
 
 
+def test_a_running_export_can_be_cancelled_and_is_not_started_twice(open_page, stack, shared_connections):
+    export, _ = stack.export("Slow export", shared_connections["internal"]["id"], ("Newsletter",))
+    stack.sandbox.set_faults(slow_rate=1.0, slow_seconds=1.0)  # every Omnisend answer takes a second
+    try:
+        page = open_page("admin", f"/#/exports/{export['id']}/runs")
+        expect(page.locator(".empty")).to_contain_text("No runs yet")
+        page.get_by_role("button", name="Run now").click()
+        row = page.locator("tbody tr").first
+        expect(row.locator(".badge")).to_have_text(re.compile("Queued|Running"))
+        page.get_by_role("button", name="Run now").click()
+        expect(page.get_by_role("alert")).to_contain_text("already has a run in progress")
+        row.get_by_role("button", name="Cancel run").click()
+        expect(row.locator(".badge")).to_have_text("Cancelled")
+        expect(row.get_by_role("button", name="Cancel run")).to_have_count(0)
+        assert stack.call("GET", f"exports/{export['id']}/runs").json()["runs"][0]["status"] == "cancelled"
+    finally:
+        stack.sandbox.set_faults()
+
+
+def test_a_failed_run_says_why_in_words(open_page, stack):
+    key = stack.sandbox.add_key("brand-revoked")
+    connection = stack.connection("Store with a revoked key", key=key)
+    export, _ = stack.export("Export on a revoked key", connection["id"])
+    stack.sandbox.add_key("brand-revoked", retired=True, key=key)  # revoked in Omnisend after connecting
+    page = open_page("admin", "/#/exports")
+    page.get_by_role("button", name="Run now: Export on a revoked key").click()
+    row = page.locator("tbody tr").first
+    expect(row.locator(".badge")).to_have_text("Failed", timeout=30_000)
+    expect(row.locator(".run-error")).to_contain_text("revoked")
+    expect(row).to_contain_text("No rejects")
+
+
 def test_field_errors_from_the_api_are_shown_beside_their_fields(open_page, shared_connections, check_page):
     page = open_page("admin", "/#/exports/new")
     page.get_by_role("button", name="Save").click()
@@ -168,6 +200,22 @@ def test_deleting_a_connection_in_use_names_the_exports_that_block_it(open_page,
     expect(refusal).to_contain_text("is used by")
     expect(refusal.get_by_role("link", name="Weekly VIPs")).to_have_attribute(
         "href", f"#/exports/{shared_connections['export']['id']}/edit")
+
+
+def test_an_export_is_deleted_only_after_confirming_and_escape_cancels(open_page, stack, shared_connections):
+    export, _ = stack.export("To be deleted", shared_connections["internal"]["id"])
+    page = open_page("admin", "/#/exports")
+    row = page.get_by_role("row").filter(has_text="To be deleted")
+    row.get_by_role("button", name="Delete To be deleted").click()
+    expect(row.get_by_role("button", name="Delete it")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(row.get_by_role("button", name="Run now: To be deleted")).to_be_focused()
+    stack.call("GET", f"exports/{export['id']}")
+    row.get_by_role("button", name="Delete To be deleted").click()
+    row.get_by_role("button", name="Delete it").click()
+    expect(page.locator(".notice")).to_contain_text("“To be deleted” deleted")
+    expect(page.get_by_role("row").filter(has_text="To be deleted")).to_have_count(0)
+    stack.call("GET", f"exports/{export['id']}", expect=404)
 
 
 def test_contributor_sees_only_the_shared_connection_and_cannot_add_one(open_page, shared_connections, check_page):
