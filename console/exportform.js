@@ -67,7 +67,7 @@ export async function exportForm(context, exportId) {
     segmentItems.push({value: missing, label: missing, checked: true, hint: "(not in the container now)"});
   }
   const segmentBox = choices({name: "segments", legend: "Segments", required: true, items: segmentItems,
-    hint: segmentItems.length ? "Every profile of the chosen segments is sent; each contact is tagged with its segments' names."
+    hint: segmentItems.length ? "Every profile of the chosen segments is sent to Omnisend as a contact."
       : "No segments in the container yet: Customer Insights has not exported any."});
 
   const selects = new Map();
@@ -95,7 +95,7 @@ export async function exportForm(context, exportId) {
       const select = selects.get(key);
       const previous = chosenMapping[key] || "";
       const keep = columns.find((column) => column.toLowerCase() === previous.toLowerCase()) || "";
-      fill(select, 
+      fill(select,
         h("option", {value: ""}, required ? "Choose a column" : "Not sent"),
         columns.map((column) => h("option", {value: column, selected: column === keep}, column)));
       if (!keep && previous && !chosen.length) {
