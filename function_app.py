@@ -6,7 +6,7 @@ import logging
 
 import azure.functions as func
 
-from shared import api, runs
+from shared import api, console, runs
 from shared.settings import get_settings
 from shared.tuning import tune_garbage_collector
 
@@ -15,9 +15,12 @@ tune_garbage_collector()
 log = logging.getLogger(__name__)
 
 
+# host.json sets routePrefix to "" so that the console can live at the root: every API route names
+# its "api/" itself. Precedence (as in the Functions host and the dev host): literal segments win over
+# parameters, so api/health wins over api/{*path}, and api/... over the console's {file?}.
 @app.function_name("api")
 @app.route(
-    route="{*path}",
+    route="api/{*path}",
     methods=["GET", "POST", "PUT", "DELETE"],
     auth_level=func.AuthLevel.FUNCTION,
 )
@@ -25,11 +28,22 @@ def http_api(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(req, req.route_params.get("path") or "")
 
 
-# Health probes carry no function key: this one route is anonymous (the literal route wins over {*path}).
+# Health probes carry no function key: this one route is anonymous (the literal route wins over api/{*path}).
 @app.function_name("health")
-@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@app.route(route="api/health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(req, "health")
+
+
+# The web console's files (console/), at / and /<file>. A browser has no function key, so this route is
+# anonymous at the key level; in Azure App Service Authentication still stands in front of it, and the
+# files hold no data: everything shown comes from the keyed, role-checked API above. One path segment
+# only ({file?}), so it never shadows the host's own /admin/... and /runtime/webhooks/... routes.
+@app.function_name("console")
+@app.route(route="{file?}", methods=["GET", "HEAD"], auth_level=func.AuthLevel.ANONYMOUS)
+def console_files(req: func.HttpRequest) -> func.HttpResponse:
+    answer = console.serve(req.route_params.get("file") or "", req.method, req.headers.get("If-None-Match"))
+    return func.HttpResponse(body=answer.body, status_code=answer.status, headers=answer.headers)
 
 
 def _answer(req: func.HttpRequest, path: str) -> func.HttpResponse:

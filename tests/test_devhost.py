@@ -284,6 +284,32 @@ def test_principal_roles_are_configurable_or_injection_is_off(app_dir, storage, 
         assert [c["val"] for c in decode_principal(principal)["claims"] if c["typ"] == "roles"] == expected
 
 
+def test_function_key_is_enforced_only_when_one_is_given(host):
+    assert requests.get(f"{host.url}/api/items/1/x").status_code == 200  # like func start: keys not checked
+    host.function_key = "the-key"
+    try:
+        refused = requests.get(f"{host.url}/api/items/1/x")
+        assert refused.status_code == 401 and refused.content == b""  # as Azure answers, the function not run
+        assert requests.get(f"{host.url}/api/items/1/x", headers={"x-functions-key": "the-key"}).status_code == 200
+        assert requests.get(f"{host.url}/api/items/1/x?code=the-key").status_code == 200
+        assert requests.get(f"{host.url}/api/items/1/x?code=wrong").status_code == 401
+        assert requests.get(f"{host.url}/api/items/special/7").text == "special 7"  # anonymous
+    finally:
+        host.function_key = None
+
+
+def test_an_empty_route_prefix_serves_routes_at_the_root(app_dir, storage, tmp_path):
+    shutil.copytree(app_dir, tmp_path / "app")
+    host_json = json.loads((tmp_path / "app" / "host.json").read_text())
+    host_json["extensions"]["http"]["routePrefix"] = ""
+    (tmp_path / "app" / "host.json").write_text(json.dumps(host_json))
+    with DevHost(app_module=APP, port=0, app_dir=tmp_path / "app") as root_host:
+        assert requests.get(f"{root_host.url}/items/special/3").text == "special 3"
+        assert requests.get(f"{root_host.url}/api/items/special/3").status_code == 404
+        assert requests.get(f"{root_host.url}/admin/host/status").json()["state"] == "Running"
+        assert not root_host.serves_root  # no function answers GET /
+
+
 def test_timer_through_the_admin_api_and_the_python_api(host, storage):
     records = storage[0]
     before = {b.name for b in records.list_blobs(name_starts_with="timer/")}

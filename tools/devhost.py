@@ -6,7 +6,9 @@ metadata (`app.get_functions()`), the way `func start` does:
 - `local.settings.json` `Values` go into the environment before the app is imported; variables
   already set in the environment win.
 - HTTP-triggered functions are served on `--port` under host.json's `routePrefix` (default `api`).
-  Like `func start`, authLevel FUNCTION is not enforced. A client's `X-MS-CLIENT-PRINCIPAL` passes
+  Like `func start`, authLevel FUNCTION is not enforced, unless `--function-key KEY` is given: then
+  FUNCTION and ADMIN routes answer 401 without that key in `x-functions-key` or `?code=`, as in
+  Azure. A client's `X-MS-CLIENT-PRINCIPAL` passes
   through unchanged; a request without one gets a local principal built like Easy Auth's
   (`--principal-roles`, default `Exports.Admin`; `--no-principal` turns that off).
 - Queue-triggered functions are fed by one polling thread per function against the binding's
@@ -475,6 +477,7 @@ class DevHost:
         principal_roles: Iterable[str] | None = DEFAULT_ROLES,
         *,
         principal_name: str = "local.developer@localhost",
+        function_key: str | None = None,
         app_dir: str | os.PathLike | None = None,
         host: str = "127.0.0.1",
         message_lease_seconds: float = DEFAULT_MESSAGE_LEASE_SECONDS,
@@ -486,6 +489,8 @@ class DevHost:
         self.workers = workers
         # None disables the injected principal (--no-principal); () injects one without roles.
         self.principal_headers = None if principal_roles is None else local_principal(principal_roles, principal_name)
+        # None: keys are not checked (as with `func start`); a key: FUNCTION/ADMIN routes need it, as in Azure.
+        self.function_key = function_key
         self.message_lease_seconds = message_lease_seconds
         self._bind = (host, port)
         self.config = HostConfig()
@@ -548,6 +553,12 @@ class DevHost:
             raise DevHostError("the dev host is not started")
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+    @property
+    def serves_root(self) -> bool:
+        """Whether an HTTP function answers GET / (a web page at the root, routePrefix "")."""
+        return not self.config.route_prefix and any(
+            route.match("") is not None and (route.methods is None or "GET" in route.methods) for route in self.routes)
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until no invocation (of any trigger) is running; False on timeout."""
@@ -794,6 +805,8 @@ class DevHost:
             methods = sorted(set().union(*(route.methods for route, _ in matched)))
             return HttpAnswer(405, {"Allow": ", ".join(methods)}, b"")
         route, route_params = allowed[0]
+        if self.function_key and not self._key_accepted(route.function, target, headers):
+            return HttpAnswer(401, {}, b"")  # the Functions host's answer: no body, the function never runs
         if PRINCIPAL_HEADER not in {name.lower() for name in headers} and self.principal_headers:
             headers = {**headers, **self.principal_headers}
         request = func.HttpRequest(
@@ -808,6 +821,13 @@ class DevHost:
         if not outcome.succeeded:
             return HttpAnswer(500, {}, b"")
         return HttpAnswer.from_result(outcome.result, route.function.name)
+
+    def _key_accepted(self, function: HostedFunction, target: str, headers: dict[str, str]) -> bool:
+        if str(function.trigger.get("authLevel", "FUNCTION")).upper() == "ANONYMOUS":
+            return True
+        given = next((value for name, value in headers.items() if name.lower() == "x-functions-key"), None)
+        given = given or _query_params(urlsplit(target).query).get("code")
+        return given == self.function_key
 
     def _admin_answer(self, method: str, name: str, body: bytes) -> "HttpAnswer":
         if method != "POST":
@@ -1139,6 +1159,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="app roles of the injected local principal (default Exports.Admin)")
     parser.add_argument("--principal-name", default="local.developer@localhost")
     parser.add_argument("--no-principal", action="store_true", help="do not inject a principal")
+    parser.add_argument("--function-key", default=None, metavar="KEY",
+                        help="require this key (x-functions-key or ?code=) on FUNCTION and ADMIN routes, as Azure does")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -1148,6 +1170,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         principal_roles=None if args.no_principal else args.principal_roles,
         principal_name=args.principal_name,
+        function_key=args.function_key,
         app_dir=args.app_dir,
         host=args.host,
     )
@@ -1159,6 +1182,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"devhost: {error}", file=sys.stderr)
         return 2
     print(f"Dev host listening on {host.url} (Ctrl+C to stop)", flush=True)
+    if host.serves_root:
+        print(f"Console: {host.url}/", flush=True)
     try:
         stop.wait()
     except KeyboardInterrupt:
