@@ -571,13 +571,24 @@ def test_azure_yaml_service_is_the_tagged_function_app(site):
     # azd finds the app to deploy to by this tag.
     tags = site.body["tags"]["function"]
     assert tags["type"] == "union" and tags["parameters"]["arg_2"] == {"'azd-service-name'": "api"}
-    hook = ROOT / azure["hooks"]["postdeploy"]["run"]
-    assert hook.is_file() and hook.stat().st_mode & 0o111, f"{hook} must exist and be executable"
+    # Each hook has a POSIX shell script and a PowerShell one for Windows.
+    assert set(azure["hooks"]) == {"postdeploy", "postdown"}
+    for name, hook in azure["hooks"].items():
+        assert set(hook) == {"posix", "windows"}, name
+        assert hook["posix"]["shell"] == "sh" and hook["windows"]["shell"] == "pwsh", name
+        for platform in hook.values():
+            assert platform["continueOnError"] is False and platform["interactive"] is False, name
+        posix, windows = ROOT / hook["posix"]["run"], ROOT / hook["windows"]["run"]
+        assert posix.is_file() and posix.stat().st_mode & 0o111, f"{posix} must exist and be executable"
+        assert windows.is_file() and windows.suffix == ".ps1" and windows.stem == posix.stem, windows
 
 
 def test_the_hook_reads_only_outputs_azd_provides(main):
     script = (INFRA / "hooks" / "postdeploy.sh").read_text(encoding="utf-8")
     required = re.search(r"for setting in (.*?); do", script, re.S).group(1).replace("\\", " ").split()
+    windows = (INFRA / "hooks" / "postdeploy.ps1").read_text(encoding="utf-8")
+    required_windows = re.findall(r"'([A-Z_]+)'", re.search(r"foreach \(\$setting in (.*?)\) \{", windows, re.S).group(1))
+    assert required_windows == required, "postdeploy.ps1 checks other outputs than postdeploy.sh"
     azd_provides = {"AZURE_SUBSCRIPTION_ID", "AZURE_ENV_NAME", "AZURE_LOCATION"}
     missing = set(required) - set(main.outputs) - azd_provides
     assert not missing, f"the post-deploy hook needs {sorted(missing)}, which main.bicep does not output"
