@@ -602,6 +602,10 @@ def test_the_hook_subscribes_the_function_that_exists():
         assert function in function_names(), f"function_app.py defines {sorted(function_names())}"
         source = FUNCTION_APP_PY.read_text(encoding="utf-8")
         assert "BlobSource.EVENT_GRID" in source, "the webhook only reaches an EventGrid-source blob trigger"
+        # An SDK-type binding: the host hands over a reference; an InputStream would download every partition.
+        (handler,) = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef) and n.name == function]
+        assert ast.unparse(handler.args.args[0].annotation) == "blobs.BlobClient"
+        assert "import azurefunctions.extensions.bindings.blob as blobs" in source
 
 
 def test_the_readme_deploy_section_documents_every_azd_variable():
@@ -610,3 +614,25 @@ def test_the_readme_deploy_section_documents_every_azd_variable():
     variables = set(re.findall(r"\$\{([A-Z_]+)=", (INFRA / "main.parameters.json").read_text(encoding="utf-8")))
     undocumented = {name for name in variables if f"`{name}`" not in section}
     assert not undocumented, f"README (deploy) does not mention {sorted(undocumented)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# What is deployed, and what it logs
+
+
+def test_the_package_leaves_out_local_output_tests_and_tools():
+    ignored = {line.strip() for line in (ROOT / ".funcignore").read_text(encoding="utf-8").splitlines()
+               if line.strip() and not line.startswith("#")}
+    # .local/ holds `make run` output (runs, rejects, the dev host's log); .azurite/ the emulator's data.
+    assert {".local", ".azurite", "local.settings.json", "tests", "tools", "bench", "infra", ".venv*"} <= ignored
+
+
+def test_azure_sdk_request_logging_stays_at_warning():
+    """The SDKs log every request and response (headers included) at INFO: ~8 billed lines per storage call."""
+    log_levels = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))["logging"]["logLevel"]
+    for category in ("Azure.Core", "Azure.Identity", "Azure.Storage"):
+        assert log_levels[category] == "Warning", category
+    if FUNCTION_APP_PY.exists():  # the worker's own (Python) Azure SDK loggers are set by the app
+        tree = ast.parse(FUNCTION_APP_PY.read_text(encoding="utf-8"))
+        calls = {ast.unparse(n.value.func) for n in tree.body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)}
+        assert "quiet_sdk_logging" in calls, "function_app.py must quiet the Azure SDK loggers at import"
