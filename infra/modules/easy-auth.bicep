@@ -32,6 +32,7 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
         // Event Grid delivers blob events here with the blobs_extension key, not an Entra token.
         '/runtime/webhooks/blobs'
         // Probes carry no token (the function is anonymous and answers without touching data).
+        // The path follows host.json's routePrefix (api); tests/infra checks the two agree.
         '/api/health'
       ]
     }

@@ -515,8 +515,12 @@ def test_easy_auth_returns_401_and_excludes_only_the_webhook_and_health(template
     assert validation["requireAuthentication"] is True
     assert validation["unauthenticatedClientAction"] == "Return401"
     # Event Grid's webhook carries the blobs_extension key, probes carry nothing; everything else (the
-    # API, openapi.json, a console at the root) stays behind Easy Auth.
-    assert sorted(validation["excludedPaths"]) == ["/api/health", "/runtime/webhooks/blobs"]
+    # API, openapi.json, a console at the root) stays behind Easy Auth. The health path follows host.json's
+    # routePrefix: a prefix change must move the exclusion with it.
+    host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+    prefix = ((host.get("extensions") or {}).get("http") or {}).get("routePrefix", "api").strip("/")
+    health = f"/{prefix}/health" if prefix else "/health"
+    assert sorted(validation["excludedPaths"]) == sorted([health, "/runtime/webhooks/blobs"])
     assert properties["login"]["tokenStore"]["enabled"] is False, "no token store: nothing to keep secret"
 
 
