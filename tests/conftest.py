@@ -1,6 +1,7 @@
 """Fixtures shared by the whole suite. Real parts only: Azurite for storage, the sandbox for Omnisend."""
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -9,7 +10,20 @@ import uuid
 import pytest
 
 from shared.settings import Settings
+from shared.telemetry import NOISY_SDK_LOGGERS
 from tools.azurite import Azurite, start_azurite
+
+# function_app.py sets the Azure SDK loggers to WARNING when it is imported, for the whole process. Tests
+# that check what reaches the logs (no key, no token) must still see the SDK's lines, whichever test
+# imported the app before them: after every test, these loggers go back to their levels at the start.
+_SDK_LOG_LEVELS = {name: logging.getLogger(name).level for name in NOISY_SDK_LOGGERS}
+
+
+@pytest.fixture(autouse=True)
+def sdk_log_levels_as_at_start():
+    yield
+    for name, level in _SDK_LOG_LEVELS.items():
+        logging.getLogger(name).setLevel(level)
 
 
 @pytest.fixture(scope="session")
