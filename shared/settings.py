@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Mapping
 
@@ -50,6 +50,9 @@ class Settings:
     # Authentication is on (it then strips the header from incoming requests); off Azure (dev host,
     # func start) there is no platform to forge past.
     trust_client_principal: bool = True
+    # Where run telemetry goes (shared/telemetry.py); set in Azure only. A locator, not a credential:
+    # ingestion takes the app identity's Entra token (APPLICATIONINSIGHTS_AUTHENTICATION_STRING).
+    applicationinsights_connection_string: str | None = field(default=None, repr=False)
 
     @property
     def poison_queue(self) -> str:
@@ -91,6 +94,7 @@ class Settings:
             chunk_rows=rows,
             trust_client_principal=get("WEBSITE_SITE_NAME") is None
             or (get("WEBSITE_AUTH_ENABLED") or "").lower() == "true",
+            applicationinsights_connection_string=get("APPLICATIONINSIGHTS_CONNECTION_STRING"),
         )
 
 

@@ -1,13 +1,29 @@
 """Fixtures shared by the whole suite. Real parts only: Azurite for storage, the sandbox for Omnisend."""
 from __future__ import annotations
 
+import logging
 import os
+import socket
+import threading
 import uuid
 
 import pytest
 
 from shared.settings import Settings
+from shared.telemetry import NOISY_SDK_LOGGERS
 from tools.azurite import Azurite, start_azurite
+
+# function_app.py sets the Azure SDK loggers to WARNING when it is imported, for the whole process. Tests
+# that check what reaches the logs (no key, no token) must still see the SDK's lines, whichever test
+# imported the app before them: after every test, these loggers go back to their levels at the start.
+_SDK_LOG_LEVELS = {name: logging.getLogger(name).level for name in NOISY_SDK_LOGGERS}
+
+
+@pytest.fixture(autouse=True)
+def sdk_log_levels_as_at_start():
+    yield
+    for name, level in _SDK_LOG_LEVELS.items():
+        logging.getLogger(name).setLevel(level)
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +58,76 @@ def segments_container(settings):
     client = container(settings, settings.segments_container)
     client.create_container()
     return client
+
+
+# --- bytes on the wire to Azurite's blob service -------------------------------------------------
+
+
+class BlobTraffic:
+    """A TCP forwarder on loopback in front of Azurite's blob port that counts the bytes each way:
+    whoever uses `connection_string` reaches the same Azurite, and a test sees how much was read."""
+
+    def __init__(self, azurite) -> None:
+        self._azurite = azurite
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.downloaded = 0  # bytes Azurite sent to clients
+        self.uploaded = 0
+
+    @property
+    def connection_string(self) -> str:
+        port = self._listener.getsockname()[1]
+        return self._azurite.connection_string.replace(f":{self._azurite.blob_port}/", f":{port}/")
+
+    def reset(self) -> None:
+        with self._lock:
+            self.downloaded = self.uploaded = 0
+
+    def start(self) -> "BlobTraffic":
+        threading.Thread(target=self._accept, name="blob-traffic", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self._azurite.blob_port))
+            with self._lock:
+                self._sockets += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, "uploaded"), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, "downloaded"), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, counter: str) -> None:
+        try:
+            while chunk := source.recv(65536):
+                with self._lock:
+                    setattr(self, counter, getattr(self, counter) + len(chunk))
+                target.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+@pytest.fixture()
+def blob_traffic(azurite) -> BlobTraffic:
+    """Counts the bytes between its users (`.connection_string`) and Azurite's blob service."""
+    traffic = BlobTraffic(azurite).start()
+    yield traffic
+    traffic.stop()
 
 
 # --- Key Vault stand-in (HTTPS, challenge auth) for the real SecretClient -------------------------

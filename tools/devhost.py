@@ -21,7 +21,11 @@ metadata (`app.get_functions()`), the way `func start` does:
   `runOnStartup`): invoke them explicitly.
 - Blob-triggered functions with `source=EventGrid` run through
   `POST /runtime/webhooks/blobs?functionName=Host.Functions.{name}` with Event Grid
-  `Microsoft.Storage.BlobCreated` events (the subscription validation handshake is answered).
+  `Microsoft.Storage.BlobCreated` events (the subscription validation handshake is answered). A
+  trigger parameter typed `func.InputStream` gets the blob's bytes; one typed with an SDK type of
+  `azurefunctions-extensions-bindings-blob` (`BlobClient`, `ContainerClient`,
+  `StorageStreamDownloader`) gets that client, built by the extension from the same reference the
+  real host sends, and nothing is downloaded.
 
 Usage: `python -m tools.devhost --port 7071 [--app function_app] [--workers 4]`, or in-process:
 `DevHost(app_module="function_app", port=0).start()` ... `.url` ... `.stop()`.
@@ -43,6 +47,7 @@ import signal
 import sys
 import threading
 import time
+import typing
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -192,6 +197,7 @@ class HostedFunction:
     trigger: dict[str, Any]
     outputs: list[dict[str, Any]]
     wants_context: bool
+    sdk_type: type | None = None  # the trigger parameter's SDK type (azurefunctions-extensions), if any
 
     @property
     def is_async(self) -> bool:
@@ -273,7 +279,23 @@ def _describe(function: Any, environ: Mapping[str, str]) -> HostedFunction:
         trigger=trigger,
         outputs=outputs,
         wants_context="context" in parameters,
+        sdk_type=_sdk_type(handler, trigger["name"]),
     )
+
+
+def _sdk_type(handler: Callable[..., Any], parameter: str) -> type | None:
+    """The parameter's annotation when it is an SDK type of an azurefunctions-extensions package."""
+    try:
+        annotation = typing.get_type_hints(handler).get(parameter)
+    except Exception:  # noqa: BLE001 - unresolvable annotations are not SDK types
+        return None
+    if not isinstance(annotation, type):
+        return None
+    try:
+        from azurefunctions.extensions.base import SdkType
+    except ImportError:  # the extensions are not installed, so the app cannot use their types
+        return None
+    return annotation if issubclass(annotation, SdkType) else None
 
 
 # --- HTTP routes ----------------------------------------------------------------------------------
@@ -460,6 +482,16 @@ class _Out(func.Out):
 
 
 @dataclass(frozen=True)
+class ModelBindingData:
+    """What the host sends for an SDK-type binding: a reference to the resource, not its content."""
+
+    content: str
+    version: str = "1.0"
+    source: str = "AzureStorageBlobs"
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
 class InvocationOutcome:
     succeeded: bool
     result: Any = None
@@ -602,7 +634,7 @@ class DevHost:
             container, _, blob = input.partition("/")
             if not container or not blob:
                 raise DevHostError(f"function {function.name}: input must be a blob path '<container>/<blob>', got {input!r}")
-            return self._read_blob(function, container, blob)
+            return self._blob_trigger_value(function, container, blob)
         raise DevHostError(f"function {function.name} has a {function.trigger_type}: call its route instead")
 
     def _invoke(self, function: HostedFunction, trigger_value: Any, *, trigger: str,
@@ -703,6 +735,31 @@ class DevHost:
         if encoded:
             return client
         return QueueClient.from_queue_url(client.url, credential=client.credential)
+
+    def _blob_trigger_value(self, function: HostedFunction, container: str, blob: str) -> Any:
+        """What the blob trigger hands the function: an SDK client (reference only) or the blob's bytes."""
+        if function.sdk_type is not None:
+            return self._blob_sdk_value(function, container, blob)
+        return self._read_blob(function, container, blob)
+
+    def _blob_sdk_value(self, function: HostedFunction, container: str, blob: str) -> Any:
+        """The SDK client the extension builds from the host's model binding data: like the real host,
+        only the blob's properties are read (it must exist), never its content."""
+        from azure.core.exceptions import ResourceNotFoundError
+        from azurefunctions.extensions.base import Datum, get_binding_registry
+
+        connection = function.trigger.get("connection") or "AzureWebJobsStorage"
+        try:
+            self._storage(connection).get_blob_client(container, blob).get_blob_properties()
+        except ResourceNotFoundError:
+            raise DevHostError(f"function {function.name}: blob {container}/{blob} does not exist") from None
+        converter = get_binding_registry().get(function.trigger_type)
+        if converter is None:
+            raise DevHostError(f"function {function.name}: no installed extension converts a {function.trigger_type} "
+                               f"to {function.sdk_type.__name__}")
+        reference = ModelBindingData(content=json.dumps({"Connection": connection, "ContainerName": container,
+                                                         "BlobName": blob}))
+        return converter.decode(Datum(reference, "model_binding_data"), trigger_metadata={}, pytype=function.sdk_type)
 
     def _read_blob(self, function: HostedFunction, container: str, blob: str) -> InputStream:
         from azure.core.exceptions import ResourceNotFoundError
@@ -883,11 +940,11 @@ class DevHost:
 
     def _blob_invocation(self, function: HostedFunction, container: str, blob: str) -> None:
         try:
-            stream = self._read_blob(function, container, blob)
+            value = self._blob_trigger_value(function, container, blob)
         except Exception as error:  # noqa: BLE001 - reported, not swallowed
             log.error("Function %s not run for blob %s/%s: %s", function.name, container, blob, error)
             return
-        self._invoke(function, stream, trigger="blob (Event Grid)")
+        self._invoke(function, value, trigger="blob (Event Grid)")
 
 
 async def _awaited(awaitable: Any) -> Any:
@@ -1164,6 +1221,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level.upper() != "DEBUG":
+        from shared.telemetry import quiet_sdk_logging
+
+        quiet_sdk_logging()  # else every poll of the queue listeners logs its request and response headers
     host = DevHost(
         app_module=args.app,
         port=args.port,
