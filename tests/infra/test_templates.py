@@ -515,21 +515,29 @@ def test_easy_auth_returns_401_and_excludes_only_the_webhook_and_health(template
     assert validation["requireAuthentication"] is True
     assert validation["unauthenticatedClientAction"] == "Return401"
     # Event Grid's webhook carries the blobs_extension key, probes carry nothing; everything else (the
-    # API, openapi.json, a console at the root) stays behind Easy Auth. The health path follows host.json's
-    # routePrefix: a prefix change must move the exclusion with it.
+    # API, openapi.json, a console at the root) stays behind Easy Auth. The health path is host.json's
+    # routePrefix plus the health function's route: a change to either must move the exclusion with it.
+    assert sorted(validation["excludedPaths"]) == sorted([_health_path(), "/runtime/webhooks/blobs"])
+    assert properties["login"]["tokenStore"]["enabled"] is False, "no token store: nothing to keep secret"
+
+
+_HEALTH_ROUTE = re.compile(r'@app\.route\(route="((?:[^"/]+/)*health)",[^)]*auth_level=func\.AuthLevel\.(\w+)')
+
+
+def _health_path() -> str:
     host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
     prefix = ((host.get("extensions") or {}).get("http") or {}).get("routePrefix", "api").strip("/")
-    health = f"/{prefix}/health" if prefix else "/health"
-    assert sorted(validation["excludedPaths"]) == sorted([health, "/runtime/webhooks/blobs"])
-    assert properties["login"]["tokenStore"]["enabled"] is False, "no token store: nothing to keep secret"
+    route = _HEALTH_ROUTE.search(FUNCTION_APP_PY.read_text(encoding="utf-8")).group(1)
+    return "/" + "/".join(part for part in (prefix, route) if part)
 
 
 def test_the_health_route_is_anonymous_in_the_app():
     if not FUNCTION_APP_PY.exists():
         pytest.skip("function_app.py is not in this checkout")
-    source = FUNCTION_APP_PY.read_text(encoding="utf-8")
-    assert re.search(r'@app\.route\(route="health",[^)]*auth_level=func\.AuthLevel\.ANONYMOUS', source), \
+    found = _HEALTH_ROUTE.search(FUNCTION_APP_PY.read_text(encoding="utf-8"))
+    assert found and found.group(2) == "ANONYMOUS", \
         "/api/health is excluded from Easy Auth; it must not need a function key either"
+    assert _health_path() == "/api/health"
 
 
 def test_the_entra_app_roles_are_the_two_export_roles():
