@@ -1,6 +1,7 @@
 """Incremental mirror sync: send only what changed, remove only the tags the export added."""
 from __future__ import annotations
 
+from .changes import decode_changes, encode_changes, merge_changes
 from .diff import (
     ACTIONS,
     CountField,
@@ -25,10 +26,12 @@ from .removals import (
     plan_removals,
 )
 from .state import MAX_TAGS, StateInfo, SyncState
+from .update import ContactChange, next_state, run_tag_table, tag_bits
 
 __all__ = [
     "ACTIONS",
     "ChangeError",
+    "ContactChange",
     "CountField",
     "DEFAULT_MAX_REMOVAL_PERCENT",
     "FINGERPRINT_SCHEME",
@@ -54,8 +57,14 @@ __all__ = [
     "action_for",
     "classifier",
     "count_for",
+    "decode_changes",
+    "encode_changes",
     "fingerprint",
     "membership_classifier",
+    "merge_changes",
+    "next_state",
     "plan_removals",
     "resolve_mode",
+    "run_tag_table",
+    "tag_bits",
 ]
