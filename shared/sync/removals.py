@@ -4,7 +4,9 @@ For every tag in the state's table:
   - still one of the export's tags: the contacts the state says carry it and that are not in its
     segment as read by this run are leavers. A segment without a single valid email removes nothing
     (`noMembers`: an empty read is likelier a broken export or mapping than an empty segment). More
-    leavers than `max_removal_percent` of the carriers: the removals are held (`hold`) until approved.
+    leavers than `max_removal_percent` of the contacts carrying the tag once this run has tagged its
+    segment (members + leavers): the removals are held (`hold`) until approved. Counting the joiners
+    in keeps the decision the same on a rerun, after they were tagged.
   - no longer one of the export's tags (renamed, segment dropped, tagging turned off): retired; every
     carrier loses it, ungated, because the export's own configuration asked for it.
 A contact the export never tagged is never a carrier, so a same-named tag made by hand stays.
@@ -44,9 +46,10 @@ class TagRemoval:
     tag: str
     reason: RemovalReason
     decision: RemovalDecision
-    carriers: int  # contacts the export tagged with `tag`
+    carriers: int  # contacts the export tagged with `tag` before this run
     positions: array = field(repr=False)  # ascending positions in the state of the contacts to untag
     detail: str = ""
+    members: int = 0  # distinct valid emails of the tag's segment in this run
 
     @property
     def leavers(self) -> int:
@@ -54,11 +57,15 @@ class TagRemoval:
 
     @property
     def percent(self) -> float:
-        return round(100.0 * self.leavers / self.carriers, 2) if self.carriers else 0.0
+        """Leavers as a share of the contacts carrying the tag once this run's members are tagged
+        (of the carriers, for a retired tag)."""
+        base = self.carriers if self.reason is RemovalReason.TAG_RETIRED else self.members + self.leavers
+        return round(100.0 * self.leavers / base, 2) if base else 0.0
 
     def to_api(self) -> dict:
         body = {"tag": self.tag, "reason": self.reason.value, "decision": self.decision.value,
-                "carriers": self.carriers, "leavers": self.leavers, "percent": self.percent}
+                "carriers": self.carriers, "members": self.members, "leavers": self.leavers,
+                "percent": self.percent}
         if self.detail:
             body["detail"] = self.detail
         return body
@@ -92,8 +99,8 @@ class RemovalPlan:
 def plan_removals(state: SyncState, segment_tags: Mapping[str, str | None],
                   members: Mapping[str, Sequence[int]], *,
                   max_removal_percent: float = DEFAULT_MAX_REMOVAL_PERCENT) -> RemovalPlan:
-    """The removals of a run that read `members` (segment -> email keys of its valid rows, any order)
-    for an export whose segments carry `segment_tags` (segment -> tag, None when not tagged)."""
+    """The removals of a run that read `members` (segment -> distinct email keys of its valid rows, in
+    any order) for an export whose segments carry `segment_tags` (segment -> tag, None when not tagged)."""
     if not 0 <= max_removal_percent <= 100:
         raise ValueError(f"maxRemovalPercent must be between 0 and 100, got {max_removal_percent}")
     missing = sorted(set(segment_tags) - set(members))
@@ -121,13 +128,14 @@ def plan_removals(state: SyncState, segment_tags: Mapping[str, str | None],
         if any(segment in empty for segment in segments):
             removals.append(TagRemoval(tag, RemovalReason.LEFT_SEGMENT, RemovalDecision.NO_MEMBERS, carriers,
                                        array("I"), f"segment {segments[0]!r} had no valid email in this run: "
-                                       "no contact loses the tag"))
+                                       "no contact loses the tag", 0))
             continue
         member_flags = in_segment[segments[0]]
         for other in segments[1:]:
             member_flags = bytes(map(max, member_flags, in_segment[other]))
         positions = array("I", compress(range(count), map(gt, carrier_flags, member_flags)))
-        removals.append(_gate(tag, carriers, positions, max_removal_percent))
+        member_count = len(members[segments[0]]) if len(segments) == 1 else len(set().union(*map(members.get, segments)))
+        removals.append(_gate(tag, carriers, member_count, positions, max_removal_percent))
 
     departed = array("I")
     if members and not empty:
@@ -139,15 +147,16 @@ def plan_removals(state: SyncState, segment_tags: Mapping[str, str | None],
     return RemovalPlan(tuple(removals), departed)
 
 
-def _gate(tag: str, carriers: int, positions: array, max_percent: float) -> TagRemoval:
+def _gate(tag: str, carriers: int, members: int, positions: array, max_percent: float) -> TagRemoval:
     leavers = len(positions)
     if not leavers:
-        return TagRemoval(tag, RemovalReason.LEFT_SEGMENT, RemovalDecision.NOTHING, carriers, positions)
-    if leavers * 100 > max_percent * carriers:
-        detail = (f"{leavers} of the {carriers} contacts tagged {tag!r} left its segment "
-                  f"({100 * leavers / carriers:.1f}%, over maxRemovalPercent {max_percent:g}%)")
-        return TagRemoval(tag, RemovalReason.LEFT_SEGMENT, RemovalDecision.HOLD, carriers, positions, detail)
-    return TagRemoval(tag, RemovalReason.LEFT_SEGMENT, RemovalDecision.APPLY, carriers, positions)
+        return TagRemoval(tag, RemovalReason.LEFT_SEGMENT, RemovalDecision.NOTHING, carriers, positions, "", members)
+    base = members + leavers  # the contacts carrying the tag once this run has tagged its members
+    if leavers * 100 > max_percent * base:
+        detail = (f"{leavers} of the {base} contacts tagged {tag!r} left its segment "
+                  f"({100 * leavers / base:.1f}%, over maxRemovalPercent {max_percent:g}%)")
+        return TagRemoval(tag, RemovalReason.LEFT_SEGMENT, RemovalDecision.HOLD, carriers, positions, detail, members)
+    return TagRemoval(tag, RemovalReason.LEFT_SEGMENT, RemovalDecision.APPLY, carriers, positions, "", members)
 
 
 def _positions_flags(state: SyncState, keys: Sequence[int]) -> bytes:

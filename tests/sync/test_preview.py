@@ -22,7 +22,7 @@ def test_counts_samples_and_leavers(vip_state):
                                         {"segment": "VipSeg", "row": 2, "email": "n2@example.com", "partition": "p1.csv"}]
     assert report["samples"]["tagOnly"] == [{"segment": "NewsSeg", "row": 2, "email": "d@example.com"}]
     assert report["removalsHeld"] is True and "'Vip'" in report["heldReason"]
-    assert report["leavers"]["Vip"] == {"tag": "Vip", "reason": "leftSegment", "decision": "hold", "carriers": 3,
+    assert report["leavers"]["Vip"] == {"tag": "Vip", "reason": "leftSegment", "decision": "hold", "carriers": 3, "members": 1,
                                         "leavers": 2, "percent": 66.67, "detail": plan.held[0].detail,
                                         "sample": ["b@example.com", "c@example.com"]}
     assert report["leavers"]["News"]["sample"] == ["c@example.com"]

@@ -81,3 +81,15 @@ def test_bad_arguments(vip_state):
         plan_removals(vip_state, {}, {}, max_removal_percent=120)
     with pytest.raises(ValueError, match=r"no membership given for segment\(s\) \['VipSeg'\]"):
         plan_removals(vip_state, {"VipSeg": "Vip"}, {})
+
+
+def test_the_gate_counts_this_runs_joiners(vip_state):
+    """2 of 3 carriers leave, while 3 people join: 2 of the 5 contacts carrying Vip after this run."""
+    members = keys("a@example.com", "d@example.com", "x@example.com", "y@example.com")
+    plan = plan_removals(vip_state, {"VipSeg": "Vip", "NewsSeg": "News"},
+                         {"VipSeg": members, "NewsSeg": keys("c@example.com")}, max_removal_percent=40)
+    vip = by_tag(plan)["Vip"]
+    assert (vip.decision, vip.carriers, vip.members, vip.leavers, vip.percent) == (RemovalDecision.APPLY, 3, 4, 2, 33.33)
+    plan = plan_removals(vip_state, {"VipSeg": "Vip", "NewsSeg": "News"},
+                         {"VipSeg": members, "NewsSeg": keys("c@example.com")}, max_removal_percent=33)
+    assert by_tag(plan)["Vip"].decision is RemovalDecision.HOLD
