@@ -444,6 +444,40 @@ class OmnisendSandbox:
                     views[contact["email"]] = view
             return views
 
+    def tags_of(self, email: str, brand_id: str = "brand1") -> list[str] | None:
+        """The tags of the contact with this email (sorted), or None when there is no such contact."""
+        with self._lock:
+            brand = self._brand(brand_id)
+            contact_id = brand.by_identifier.get(("email", email))
+            return sorted(brand.contacts[contact_id].get("tags", [])) if contact_id else None
+
+    def all_tags(self, brand_id: str = "brand1") -> dict[str, list[str]]:
+        """email -> sorted tags of every contact with an email (cheaper than `contacts()` for many)."""
+        with self._lock:
+            return {c["email"]: sorted(c.get("tags", [])) for c in self._brand(brand_id).contacts.values()
+                    if c.get("email")}
+
+    def tag_by_hand(self, email: str, add: Iterable[str] = (), remove: Iterable[str] = (),
+                    brand_id: str = "brand1") -> list[str]:
+        """What a marketer does in Omnisend's app: add or remove tags on a contact, creating it (not
+        subscribed, no welcome message) if there is none with this email. Not an API request: not
+        logged, not rate limited. Returns the contact's tags."""
+        add, remove = list(dict.fromkeys(add)), set(remove)
+        with self._lock:
+            brand = self._brand(brand_id)
+            contact_id = brand.by_identifier.get(("email", email))
+            if contact_id is None:
+                contact = _new_contact()
+                self._apply_identifier(brand, contact, {"type": "email", "id": email}, _now_iso())
+                brand.contacts[contact["id"]] = contact
+            else:
+                contact = brand.contacts[contact_id]
+            tags = [t for t in contact.get("tags", []) if t not in remove]
+            contact["tags"] = (tags + [t for t in add if t not in tags])[:MAX_CONTACT_TAGS]
+            contact["updatedAt"] = _now_iso()
+            contact["_updatedSeq"] = next(_SEQUENCE)
+            return sorted(contact["tags"])
+
     def request_log(self) -> list[RequestRecord]:
         with self._lock:
             return list(self._log)
@@ -1067,6 +1101,19 @@ def _admin(sandbox: OmnisendSandbox, method: str, path: str, raw_body: bytes) ->
         except TypeError as exc:
             return 400, {"error": str(exc)}
         return 200, {"faults": {k: v for k, v in asdict(sandbox._faults).items() if k != "item_error_emails"}}
+    if (method, split.path) == ("GET", "/_sandbox/tags"):
+        query = {name: values[-1] for name, values in parse_qs(split.query).items()}
+        brand_id = query.get("brandID", "brand1")
+        if "email" in query:
+            tags = sandbox.tags_of(query["email"], brand_id)
+            return (404, {"error": "no contact with this email"}) if tags is None else (200, {query["email"]: tags})
+        return 200, sandbox.all_tags(brand_id)
+    if (method, split.path) == ("POST", "/_sandbox/hand-tags"):
+        email, add, remove = payload.get("email"), payload.get("add", []), payload.get("remove", [])
+        if not isinstance(email, str) or not email or not all(
+                isinstance(v, list) and all(isinstance(t, str) and t for t in v) for v in (add, remove)):
+            return 400, {"error": "expected {email, add: [tags], remove: [tags], brandID?}"}
+        return 200, {"email": email, "tags": sandbox.tag_by_hand(email, add, remove, payload.get("brandID", "brand1"))}
     if (method, split.path) == ("POST", "/_sandbox/keys"):
         return 201, {"key": sandbox.add_key(payload.get("brandID", "brand1"), payload.get("scopes", ALL_SCOPES))}
     if (method, split.path) == ("POST", "/_sandbox/reset"):
