@@ -76,6 +76,11 @@ def decode_changes(data: bytes | Iterable[bytes]) -> Iterator[ContactChange]:
 
 
 def _changes(columns: dict, emails: bytes) -> Iterator[ContactChange]:
+    # ASCII emails (nearly all): decode once and slice the text; byte offsets are character offsets.
+    text = emails.decode() if emails.isascii() else None
+    if text is not None:
+        emails = b""
+    new = tuple.__new__  # the NamedTuple without its Python-level __new__: this runs once a contact
     offset = 0
     previous = -1
     for key, fp, tagged, untagged, flags, length in zip(
@@ -84,8 +89,10 @@ def _changes(columns: dict, emails: bytes) -> Iterator[ContactChange]:
         if key < previous:
             raise StateFormatError("keys are not in ascending order", where="section 'keys'")
         previous = key
-        yield ContactChange(key, fp, tagged, untagged, emails[offset:offset + length].decode(), bool(flags & _FORGET))
-        offset += length
+        end = offset + length
+        email = text[offset:end] if text is not None else emails[offset:end].decode()
+        yield new(ContactChange, (key, fp, tagged, untagged, email, flags == _FORGET))
+        offset = end
 
 
 def merge_changes(*logs: Iterable[ContactChange]) -> Iterator[ContactChange]:

@@ -212,23 +212,38 @@ def read_header(source: ByteSource) -> tuple[int, dict, list[Section]]:
 
 
 class Deflater:
-    """Concatenated byte strings compressed as one zlib stream, with its raw size and CRC-32."""
+    """Concatenated byte strings compressed as one zlib stream, with its raw size and CRC-32.
+
+    Small pieces (one email each) are gathered and compressed 64 KiB at a time: one zlib call per
+    email would cost more than everything else a contact costs."""
+
+    _GATHER = 64 * 1024
 
     def __init__(self, level: int = 6) -> None:
         self._compressor = zlib.compressobj(level)
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self.parts: list[bytes] = []
         self.raw_size = 0
         self.crc32 = 0
 
     def add(self, data: bytes) -> None:
-        if data:
-            self.raw_size += len(data)
-            self.crc32 = zlib.crc32(data, self.crc32)
-            out = self._compressor.compress(data)
-            if out:
-                self.parts.append(out)
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= self._GATHER:
+            self._compress_pending()
+
+    def _compress_pending(self) -> None:
+        data = b"".join(self._pending)
+        self._pending, self._pending_size = [], 0
+        self.raw_size += len(data)
+        self.crc32 = zlib.crc32(data, self.crc32)
+        out = self._compressor.compress(data)
+        if out:
+            self.parts.append(out)
 
     def finish(self, name: str) -> tuple[Section, list[bytes]]:
+        self._compress_pending()
         self.parts.append(self._compressor.flush())
         size = sum(map(len, self.parts))
         return Section(name, "zlib", 1, size, self.raw_size, self.crc32), self.parts

@@ -265,7 +265,7 @@ class EmailReader:
 class StateBuilder:
     """Appends contacts in strictly ascending key order and makes a `SyncState` of them."""
 
-    def __init__(self, info: StateInfo, *, level: int = 6) -> None:
+    def __init__(self, info: StateInfo, *, level: int = 3) -> None:
         self.info = info
         self.keys, self.fingerprints = array("Q"), array("Q")
         self.masks = empty_masks(len(info.tags))

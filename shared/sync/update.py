@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
+from itertools import chain
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
 from ..mapping import email_key
@@ -64,7 +65,14 @@ def next_state(prior: SyncState | None, run_tags: Sequence[str], changes: Iterab
         raise ChangeError(f"the run's tag table lacks tag(s) {lost} of the prior state (see run_tag_table)")
     # Fingerprints of another scheme left in the state never equal a row's, so they count as changed.
     info = StateInfo(run_tags, run_id, written_at, full_at or prior.info.last_full_at, FINGERPRINT_SCHEME)
-    merged = _merge(prior, _remap(prior.masks, prior.tags, run_tags, len(run_tags)), info, _fold(changes))
+    folded = _fold(changes)
+    first = next(folded, None)
+    if first is None and run_tags[:len(prior.tags)] == prior.tags and prior.masks.itemsize == mask_width(len(run_tags)):
+        # Nothing verified changed: the same columns (and compressed emails) under the new header.
+        return _drop_unused_tags(SyncState(info, prior.keys, prior.fingerprints, prior.masks, prior.email_lengths,
+                                           prior._email_section()))
+    merged = _merge(prior, _remap(prior.masks, prior.tags, run_tags, len(run_tags)), info,
+                    chain([first] if first is not None else [], folded))
     return _drop_unused_tags(merged)
 
 

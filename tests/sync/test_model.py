@@ -13,7 +13,7 @@ from .reference_engine import ReferenceDriver
 from .scenarios import HandTag, Scenario, Step, scenarios
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(scenarios())
 def test_mirror_sync_holds_its_promises(scenario):
     play(scenario, ReferenceDriver(scenario))

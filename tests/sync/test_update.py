@@ -41,7 +41,10 @@ def test_only_verified_outcomes_change_the_state(vip_state):
 
 def test_no_changes_keeps_every_entry(vip_state):
     nxt = after(vip_state, vip_state.tags, [])
-    assert entries(nxt) == entries(vip_state) and nxt.tags == vip_state.tags
+    assert entries(nxt) == entries(vip_state) and nxt.tags == vip_state.tags and nxt.info.run_id == "run-2"
+    assert entries(SyncState.from_bytes(nxt.to_bytes())) == entries(vip_state)
+    # A new tag of the export that no one carries yet is not kept in the table.
+    assert after(vip_state, ("Vip", "News", "Fresh"), []).tags == ("Vip", "News")
 
 
 def test_several_changes_of_one_contact_fold(vip_state):
