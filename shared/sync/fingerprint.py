@@ -19,10 +19,9 @@ NO_FINGERPRINT = 0  # never produced by `fingerprint`: "fields unknown", so neve
 
 _dumps, _SORTED = orjson.dumps, orjson.OPT_SORT_KEYS
 _blake2b, _from_bytes = hashlib.blake2b, int.from_bytes
-_PERSON = b"omnisend-sync-1"  # BLAKE2b personalisation: these hashes are never confused with email_key
 
 
 def fingerprint(body: dict) -> int:
     """64-bit fingerprint of a ContactRequest body (never 0)."""
-    value = _from_bytes(_blake2b(_dumps(body, option=_SORTED), digest_size=8, person=_PERSON).digest(), "little")
+    value = _from_bytes(_blake2b(_dumps(body, option=_SORTED), digest_size=8).digest(), "little")
     return value or 1

@@ -60,6 +60,8 @@ class StateInfo:
         tags = header.get("tags")
         if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags) or len(set(tags)) != len(tags):
             raise StateFormatError("the tag table must be a list of distinct non-empty names", where="header.tags")
+        if len(tags) > MAX_TAGS:
+            raise StateFormatError(f"{len(tags)} tags, at most {MAX_TAGS} fit a mask", where="header.tags")
         for key in ("runId", "writtenAt", "lastFullAt"):
             if not isinstance(header.get(key), str):
                 raise StateFormatError(f"{key!r} must be text", where=f"header.{key}")
@@ -134,11 +136,6 @@ class SyncState:
 
     def find(self, key: int) -> int:
         return self.index.find(key)
-
-    def carriers(self, tag: str) -> int:
-        """How many contacts the export tagged with `tag`."""
-        bit = self.tag_bit(tag)
-        return sum(1 for mask in self.masks if mask & bit) if bit else 0
 
     def emails_at(self, positions: Iterable[int]) -> Iterator[str]:
         """The emails at ascending `positions`, inflating the email column once, only as far as needed."""
@@ -223,7 +220,9 @@ class SyncState:
         return SyncState(replace(self.info, **changes), self.keys, self.fingerprints, self.masks,
                          self.email_lengths, self._emails)
 
-    def _email_section(self) -> tuple[codec.Section, list[bytes]]:
+    @property
+    def stored_emails(self) -> tuple[codec.Section, list[bytes]]:
+        """The email column as stored: its section entry and compressed bytes."""
         return self._emails
 
     def __repr__(self) -> str:
@@ -242,7 +241,7 @@ class EmailReader:
 
     def __init__(self, state: SyncState) -> None:
         self._lengths = state.email_lengths
-        self._inflater = codec.Inflater(*state._email_section())
+        self._inflater = codec.Inflater(*state.stored_emails)
         self._next = 0  # position of the next email not yet read or skipped
 
     def email_at(self, position: int) -> str:

@@ -70,7 +70,7 @@ def next_state(prior: SyncState | None, run_tags: Sequence[str], changes: Iterab
     if first is None and run_tags[:len(prior.tags)] == prior.tags and prior.masks.itemsize == mask_width(len(run_tags)):
         # Nothing verified changed: the same columns (and compressed emails) under the new header.
         return _drop_unused_tags(SyncState(info, prior.keys, prior.fingerprints, prior.masks, prior.email_lengths,
-                                           prior._email_section()))
+                                           prior.stored_emails))
     merged = _merge(prior, _remap(prior.masks, prior.tags, run_tags, len(run_tags)), info,
                     chain([first] if first is not None else [], folded))
     return _drop_unused_tags(merged)
@@ -159,4 +159,4 @@ def _drop_unused_tags(state: SyncState) -> SyncState:
     masks = _remap(state.masks, state.tags, kept, len(kept))
     return SyncState(StateInfo(kept, state.info.run_id, state.info.written_at, state.info.last_full_at,
                                state.info.fingerprint_scheme),
-                     state.keys, state.fingerprints, masks, state.email_lengths, state._email_section())
+                     state.keys, state.fingerprints, masks, state.email_lengths, state.stored_emails)

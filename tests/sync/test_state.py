@@ -178,3 +178,14 @@ def test_inflating_stops_at_the_declared_size():
 def test_columns_are_arrays():
     state = SyncState.from_entries([("a@b.co", 1, 0)])
     assert isinstance(state.keys, array) and state.keys.typecode == "Q"
+
+
+def test_lookup_at_the_ends_of_the_key_space():
+    builder = StateBuilder(StateInfo())
+    keys = sorted({0, 1, 2**63, 2**64 - 2, 2**64 - 1} | {(i * 0x9E3779B97F4A7C15) % 2**64 for i in range(5000)})
+    for key in keys:
+        builder.append(key, 1, 0, b"x@y.co")
+    state = builder.finish()
+    assert state.index.shift < 64  # bucketed
+    assert [state.find(k) for k in keys] == list(range(len(keys)))
+    assert state.find(2) == -1 and state.find(2**64 - 3) == -1
