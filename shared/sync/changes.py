@@ -69,7 +69,7 @@ def decode_changes(data: bytes | Iterable[bytes]) -> Iterator[ContactChange]:
             columns[section.name] = array(_TYPES[width])
             codec.fill_column(columns[section.name], raw)
     source.expect_end()
-    lengths, emails = columns["emailLengths"], columns["emails"]
+    lengths, emails = columns["emailLengths"], columns.pop("emails")
     if sum(lengths) != len(emails):
         raise StateFormatError("email lengths do not add up to the email column", where="section 'emailLengths'")
     return _changes(columns, emails)
@@ -79,7 +79,7 @@ def _changes(columns: dict, emails: bytes) -> Iterator[ContactChange]:
     # ASCII emails (nearly all): decode once and slice the text; byte offsets are character offsets.
     text = emails.decode() if emails.isascii() else None
     if text is not None:
-        emails = b""
+        emails = b""  # keep one copy per log while the run's logs are merged
     new = tuple.__new__  # the NamedTuple without its Python-level __new__: this runs once a contact
     offset = 0
     previous = -1
