@@ -163,7 +163,8 @@ class ByteSource:
                 raise StateFormatError(f"the data ends at byte {self.offset + len(self._buffer)}, "
                                        f"{size - len(self._buffer)} bytes short", where=where)
             self._buffer += chunk
-        data = bytes(self._buffer[:size])
+        with memoryview(self._buffer) as view:
+            data = bytes(view[:size])
         del self._buffer[:size]
         self.offset += size
         return data
