@@ -60,7 +60,7 @@ class SyncStateStore:
             download = blob.download_blob(offset=0, length=_HEAD_BYTES)
             head = download.readall()
             needed = header_size(head)
-            if needed > len(head) and download.size > len(head):
+            if needed > len(head) == _HEAD_BYTES:  # a header longer than the first read
                 download = blob.download_blob(offset=0, length=needed, etag=download.properties.etag,
                                               match_condition=MatchConditions.IfNotModified)
                 head = download.readall()

@@ -38,6 +38,13 @@ def test_first_save_then_conditional_replace(store, vip_state):
     assert store.load_info("export-1") == (nxt.info, new_etag)
 
 
+def test_header_info_of_a_state_with_long_tag_names(store):
+    tags = tuple(f"{i:02d}" + "x" * 1500 for i in range(60))  # a header over the first 64 KiB read
+    state = SyncState.from_entries([("a@example.com", 1, 1 << 59)], StateInfo(tags, run_id="run-1"))
+    etag = store.save("export-1", state, etag=None)
+    assert store.load_info("export-1") == (state.info, etag)
+
+
 def test_a_second_writer_loses(store, vip_state):
     etag = store.save("export-1", vip_state, etag=None)
     with pytest.raises(StateConflictError, match="export export-1 was replaced meanwhile"):
