@@ -269,6 +269,7 @@ class Faults:
     stop_batch_rate: float = 0.0
     item_error_emails: frozenset[str] = frozenset()
     seed: int = 0
+    tag_error_rate: float = 0.0  # share of POST/DELETE /contacts/tags answered 500 (after taking a slot)
 
 
 @dataclass
@@ -403,12 +404,13 @@ class OmnisendSandbox:
 
     def set_faults(self, *, error_rate: float = 0.0, slow_rate: float = 0.0, slow_seconds: float = 12.0,
                    drop_rate: float = 0.0, rate_limit_storm: int = 0, stop_batch_rate: float = 0.0,
-                   item_error_emails: Iterable[str] = (), seed: int = 0) -> None:
+                   item_error_emails: Iterable[str] = (), seed: int = 0, tag_error_rate: float = 0.0) -> None:
         """Faults from now on: shares of 5xx / slow / dropped answers, the next N requests answered 429,
-        a share of batches ending `stopped`, and emails whose batch items fail."""
+        a share of batches ending `stopped`, emails whose batch items fail, and a share of tag calls
+        (POST/DELETE /contacts/tags) answered 500 while the rest of the API works."""
         with self._lock:
             self._faults = Faults(error_rate, slow_rate, slow_seconds, drop_rate, rate_limit_storm,
-                                  stop_batch_rate, frozenset(item_error_emails), seed)
+                                  stop_batch_rate, frozenset(item_error_emails), seed, tag_error_rate)
             self._storm_left = rate_limit_storm
             self._random = random.Random(seed)
 
@@ -575,6 +577,10 @@ class OmnisendSandbox:
                 raise Problem(status, "Internal server error", "Unexpected error occurred")
             return faults.slow_seconds if slow < faults.slow_rate else 0.0
 
+    def _tag_call_fails(self) -> bool:
+        with self._lock:
+            return self._faults.tag_error_rate > 0 and self._random.random() < self._faults.tag_error_rate
+
     def _answer(self, method, path, query, headers, raw_body, context) -> tuple[int, Any]:
         matched = self.contract.match(path)
         if matched is None:
@@ -593,6 +599,8 @@ class OmnisendSandbox:
             raise Problem(403, "Forbidden", "Insufficient permissions for this operation: needs one of "
                           + ", ".join(operation.scopes))
         self._take_rate_limit_slot(api_key.brand_id, context["kind"])
+        if context["kind"] == "tags" and self._tag_call_fails():
+            raise Problem(500, "Internal server error", "Unexpected error occurred")
         body = self._parse_body(raw_body)
         context["body"] = body
         errors = self.contract.query_errors(operation, query) + self.contract.request_body_errors(operation, body)

@@ -57,3 +57,15 @@ def test_admin_surface_for_hand_made_tags(sandbox):
     assert requests.get(f"{admin}/tags", params={"email": "x@example.com"}, timeout=5).status_code == 404
     assert requests.post(f"{admin}/hand-tags", json={"email": "o@example.com", "add": "HighValue"},
                          timeout=5).status_code == 400
+
+
+def test_failing_tag_calls_change_nothing_and_leave_the_rest_working(sandbox, sandbox_api):
+    sandbox_api("POST", "/contacts", json=contact("a@example.com"))
+    sandbox.set_faults(tag_error_rate=1.0)
+    for method in ("POST", "DELETE"):
+        failed = sandbox_api(method, "/contacts/tags", json={"tags": ["Vip"], "emails": ["a@example.com"]})
+        assert failed.status_code == 500 and failed.json()["status"] == 500
+    assert sandbox_api("POST", "/contacts", json=contact("b@example.com")).status_code == 201
+    assert sandbox.tags_of("a@example.com") == []
+    sandbox.set_faults()
+    assert sandbox_api("POST", "/contacts/tags", json={"tags": ["Vip"], "emails": ["a@example.com"]}).status_code == 202
