@@ -172,7 +172,7 @@ class ReferenceDriver:
             for start in range(0, len(emails), self.tag_call_size):
                 part = emails[start:start + self.tag_call_size]
                 self._write(budget)
-                if self.omnisend.change_tags(part, [removal.tag], add=False):
+                if self.omnisend.change_tags(part, [removal.tag], add=False, fail=step.tag_calls_fail):
                     changes += [ContactChange(email_key(e), untagged=bit) for e in part]
         self.held = {r.tag: list(plan.keys(prior, r)) for r in plan.held}
         changes += [ContactChange(prior.keys[p], forget=True) for p in plan.departed]

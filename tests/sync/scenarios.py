@@ -42,7 +42,7 @@ class Step:
     tags: Mapping[str, str]  # segment -> the tag it carries in this run
     hand_tags: tuple[HandTag, ...] = ()
     failing: frozenset[str] = frozenset()  # Omnisend rejects these emails' upserts in this run
-    tag_calls_fail: bool = False
+    tag_calls_fail: bool = False  # POST and DELETE /contacts/tags fail in this run
     cancel_after: int | None = None  # the run is cancelled once it has made this many writes
     mode: SyncMode = SyncMode.INCREMENTAL
     approve: bool = False
