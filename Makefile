@@ -51,6 +51,7 @@ test-infra: $(INFRA_VENV)/.installed
 bench: deps
 	$(PY) -m bench.ingest
 	$(PY) -m bench.throughput
+	$(PY) -m bench.sync_state
 
 sandbox: deps
 	$(PY) -m tools.omnisend_sandbox --port 8765
