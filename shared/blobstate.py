@@ -6,12 +6,14 @@ The contract of every conditional write is the same: it returns the blob's new E
 changed or vanished since it was read for an `if_match` write). Nothing returns False.
 
 Every call passes through `io_call`, where a test can arm a probe that fails a chosen call or ends
-the process right after it (the crash tests); in production no probe is installed.
+the process right after it (the crash tests); in production no probe is installed. A probe is
+installed for the current thread (context) only.
 """
 from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator, Protocol
@@ -76,20 +78,20 @@ class Probe(Protocol):
     def after(self, op: str, target: str) -> None: ...
 
 
-_probe: Probe | None = None
+_probe: ContextVar[Probe | None] = ContextVar("blobstate_probe", default=None)
 
 
 def install_probe(probe: Probe | None) -> Probe | None:
-    """Install `probe` (None removes it); returns the one it replaces."""
-    global _probe
-    previous, _probe = _probe, probe
+    """Install `probe` for this thread (None removes it); returns the one it replaces."""
+    previous = _probe.get()
+    _probe.set(probe)
     return previous
 
 
 @contextmanager
 def io_call(op: str, target: str) -> Iterator[None]:
     """Wrap one storage or queue call (also used by the run engine around its queue and segment reads)."""
-    probe = _probe
+    probe = _probe.get()
     if probe is not None:
         probe.before(op, target)
     yield

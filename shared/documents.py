@@ -277,6 +277,9 @@ class _Collection:
         return document
 
 
+_ensured: set[str] = set()  # state containers known to exist, by URL (checked once per process)
+
+
 class DocumentStore:
     """Connections and exports of one app (its state container), created on first use."""
 
@@ -289,7 +292,9 @@ class DocumentStore:
     def _client(self) -> ContainerClient:
         if self._container is None:
             client = container(self.settings, self.settings.state_container)
-            blobstate.ensure_container(client)
+            if client.url not in _ensured:
+                blobstate.ensure_container(client)
+                _ensured.add(client.url)
             self._container = client
         return self._container
 
