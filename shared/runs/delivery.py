@@ -157,7 +157,6 @@ class ChunkDelivery:
                 self.session.heartbeat()
                 self.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        self.save()
 
     def _settle(self, batch: BatchState, status: Batch) -> None:
         ok: set[str] = set()

@@ -42,13 +42,14 @@ def messages_for(store: RunStore, run: Run, due: Due, plan: Plan | None) -> list
     return found
 
 
-def flush(store: RunStore, run: Run, *, by: str | None) -> Run:
+def flush(store: RunStore, run: Run, *, by: str | None, plan: Plan | None = None) -> Run:
     """Send the outbox entries `by` decided (None: every entry), then take them off the run."""
     entries = [due for due in run.outbox if by is None or due.by == by]
     if not entries:
         return run
     if not run.terminal:
-        plan = store.load_plan(run.run_id) if any(d.kind is StepKind.WAVE for d in entries) else None
+        if plan is None and any(d.kind is StepKind.WAVE for d in entries):
+            plan = store.load_plan(run.run_id)
         for due in entries:
             sent = store.send(messages_for(store, run, due, plan))
             log.info("run %s: %s %d-%d sent (%d messages)", run.run_id, due.kind.value, due.start, due.stop, sent)

@@ -93,7 +93,7 @@ def adopt(store: RunStore, run_id: str, saved: Plan, by: str) -> Run:
     now = utc_now()
     run = ending.change_run(store, run_id, lambda r: finisher.record_plan(r, saved, by, now)).run
     log.info("run %s planned: %d rows in %d chunks", run_id, saved.rows, run.chunk_count)
-    return outbox.flush(store, run, by=by)
+    return outbox.flush(store, run, by=by, plan=saved)
 
 
 def _mark_running(run: Run) -> None:

@@ -93,8 +93,10 @@ def process_chunk(settings: Settings, store: RunStore, message: ChunkMessage, me
     counts = Counts(rows=mapped.rows, sent=len(outcome.sent), rejected=len(mapped.rejects) - len(outcome.failed),
                     failed=len(outcome.failed))
     unsent = sorted(mapping.email_key(e) for e in (*outcome.rejected, *outcome.failed))
-    results.record(store, run.run_id, results.ChunkResult(message.seq, counts, unsent, rate_limited), mapped.rejects)
-    _count(store, run.run_id, message.seq, me)
+    result = results.ChunkResult(message.seq, counts, unsent, rate_limited)
+    if not results.record(store, run.run_id, result, mapped.rejects):
+        result = None  # another delivery's result is on record: count that one
+    _count(store, run.run_id, message.seq, me, result)
 
 
 def _deliver(settings: Settings, store: RunStore, run: Run, message: ChunkMessage, claim: Claim,
@@ -167,8 +169,8 @@ def _map(settings: Settings, store: RunStore, run: Run, message: ChunkMessage, l
     return mapped
 
 
-def _count(store: RunStore, run_id: str, seq: int, me: str) -> None:
-    result = results.read(store, run_id, seq)
+def _count(store: RunStore, run_id: str, seq: int, me: str, result: results.ChunkResult | None = None) -> None:
+    result = result or results.read(store, run_id, seq)
     if result is None:
         raise LookupError(f"run {run_id}: chunk {seq} has no result to count")
     outbox.settle(store, run_id, lambda run: finisher.count(run, seq, result.counts, result.rate_limited), me)
