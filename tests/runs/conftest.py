@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -92,6 +93,8 @@ class Pump:
 
     def deliver(self, message) -> None:
         self.delivered += 1
+        if self.probe is not None:
+            self.probe.context = _kind(message.content)
         previous = blobstate.install_probe(self.probe)
         try:
             runs.process_message(self.settings, message.content, delivery=message.id)
@@ -111,6 +114,13 @@ class Pump:
         except Exception:  # noqa: BLE001 - the host would move it to <queue>-poison-poison: the watchdog's turn
             pass
         self.queue.delete_message(message)
+
+
+def _kind(body: bytes) -> str:
+    try:
+        return json.loads(body)["kind"]
+    except (ValueError, KeyError, TypeError):
+        return "?"
 
 
 @pytest.fixture()

@@ -40,6 +40,7 @@ class FaultPlan:
     occurrence: int = 1
     mode: str = "fail"
     armed: bool = True
+    context: str = ""  # set by the caller, e.g. the kind of message being handled: part of each site
     seen: Counter = field(default_factory=Counter)
     calls: list[str] = field(default_factory=list)
     fired: str | None = None
@@ -47,7 +48,7 @@ class FaultPlan:
 
     def before(self, op: str, target: str) -> None:
         self._pending_death = False  # a targeted call that raised (a lost condition) dies no death
-        where = site(op, target)
+        where = f"{self.context}: {site(op, target)}" if self.context else site(op, target)
         self.calls.append(where)
         self.seen[where] += 1
         if self.armed and self.target == where and self.seen[where] == self.occurrence:

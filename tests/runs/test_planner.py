@@ -44,9 +44,9 @@ def queued(settings) -> int:
 
 
 @pytest.mark.parametrize("target, occurrence", [
-    ("write runs/<run>/plan.json", 1),  # the plan saved, the run not told
-    ("write runs/<run>/run.json", 2),  # the plan recorded on the run, no chunk queued
-    ("send <queue>", 1),  # the first chunk queued, the others not
+    ("plan: write runs/<run>/plan.json", 1),  # the plan saved, the run not told
+    ("plan: write runs/<run>/run.json", 2),  # the plan recorded on the run, no chunk queued
+    ("plan: send <queue>", 1),  # the first chunk queued, the others not
 ])
 def test_a_planner_dying_midway_is_finished_by_its_redelivery(api_settings, export_of, segments_container,
                                                              sandbox, target, occurrence):

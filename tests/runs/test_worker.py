@@ -26,7 +26,7 @@ def test_a_worker_failing_before_its_result_resends_nothing_and_counts_once(api_
                                                                             segments_container, sandbox, pump):
     clean_segment(segments_container, "Vip", 300)
     export = export_of(["Vip"])
-    probe = FaultPlan(target="write runs/<run>/results/<n>.json")
+    probe = FaultPlan(target="chunk: write runs/<run>/results/<n>.json")
 
     run = pump(runs.start_run(api_settings, export, "manual").run_id, probe=probe)
 
