@@ -1,8 +1,10 @@
 """The one place a run reaches a terminal state.
 
 Every change to a run goes through `change_run`; when a saved change ends the run (succeeded,
-partially succeeded, failed, cancelled), `run_ended` is called once: it releases the export lock and
-logs one line. A run born `skipped` goes through `run_ended` as well.
+partially succeeded, failed, cancelled), `run_ended` is called: it releases the export lock and logs
+one line. A run born `skipped` goes through `run_ended` as well. It is called once per run, except
+when the process stopped between saving the end and releasing the lock: the watchdog then finds the
+ended run still holding its export and calls it again.
 """
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ def _watch(store: RunStore, export_id: str, now: datetime, policy: finisher.Watc
         ending.run_ended(store, run)
         report.released.append(export_id)
         return
-    verdict = finisher.judge(run, now, parse_utc(run.updated_at), policy)
+    verdict = finisher.judge(run, now, parse_utc(run.updated_at or run.started_at), policy)
     if verdict is Verdict.REDRIVE:  # the run document is quiet; are its steps?
         verdict = finisher.judge(run, now, _last_activity(store, run), policy)
     if verdict is Verdict.FAIL:
@@ -97,7 +97,7 @@ def _watch(store: RunStore, export_id: str, now: datetime, policy: finisher.Watc
 
 
 def _last_activity(store: RunStore, run: Run) -> datetime:
-    moments = [parse_utc(run.updated_at)]
+    moments = [parse_utc(run.updated_at or run.started_at)]
     moments += [item.last_modified for item in store.list(paths.progress_prefix(run.run_id))]
     return max(moments)
 
