@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 from azure.storage.blob import ContainerClient
 
 from . import blobstate
-from .blobstate import utc_now
+from .blobstate import utc_now  # noqa: F401 - documents.utc_now is what callers import
 from .settings import Settings
 from .storage import container
 

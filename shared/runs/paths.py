@@ -4,7 +4,7 @@ Layout in the state container (ETag concurrency, no database):
 
   runs/<runId>/run.json                    the Run document (status, counts, chunks counted, outbox)
   runs/<runId>/plan.json                   the plan: its token and every chunk, by wave; written once
-  runs/<runId>/notes/<token>/<seq>.json    rows the planner decided on: duplicates, contact limit, tag-only
+  runs/<runId>/notes/<token>/<seq>.json    rows the planner decided on: duplicate rows, contact limit, tag-only
   runs/<runId>/members/<token>/<wave>.bin  the email keys of a segment, for removing its tag from leavers
   runs/<runId>/progress/<step>.json        a chunk's (or untag wave's) claim and what it has done in
                                            Omnisend so far; also the last error of a step, and planning's

@@ -70,20 +70,20 @@ def test_a_duplicate_planner_enqueues_nothing(api_settings, export_of, segments_
     run_id = runs.start_run(api_settings, export, "manual").run_id
     pump = Pump(api_settings)
     (plan_message,) = pump.receive()
-    duplicates = []
+    second_started = []
 
     class DuplicateFirst(FaultPlan):
         def before(self, op, target):
             super().before(op, target)
-            if not duplicates and op == "write" and target.endswith("/plan.json"):
-                duplicates.append("b")  # a duplicate message's planner saves its plan first, and queues it
+            if not second_started and op == "write" and target.endswith("/plan.json"):
+                second_started.append("b")  # a duplicate message's planner saves its plan first, and queues it
                 runs.process_message(api_settings, plan_message.content, delivery="b")
 
     pump.probe = DuplicateFirst(armed=False)
     pump.deliver(plan_message)  # plans too, loses the plan write
     runs.process_message(api_settings, plan_message.content, delivery="c")  # a late duplicate
 
-    assert duplicates and queued(api_settings) == 3  # the three chunks, once
+    assert second_started and queued(api_settings) == 3  # the three chunks, once
     assert runs.get_run(api_settings, run_id).wave_sizes == [3]
     assert pump.until_ended(run_id).status == "succeeded"
 

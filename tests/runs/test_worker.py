@@ -179,19 +179,19 @@ def test_a_duplicated_chunk_message_is_sent_by_one_delivery_only(api_settings, e
     export = export_of(["Vip"])
     run_id = runs.start_run(api_settings, export, "manual").run_id
     (chunk_message,) = plan_only(api_settings, run_id)
-    duplicates = []
+    second_started = []
 
     class SecondDeliveryMidway(FaultPlan):
         def after(self, op, target):
             super().after(op, target)
-            if not duplicates and op == "write" and "/progress/0.json" in target:
-                duplicates.append("b")  # the first delivery holds the chunk and has saved its progress
+            if not second_started and op == "write" and "/progress/0.json" in target:
+                second_started.append("b")  # the first delivery holds the chunk and has saved its progress
                 runs.process_message(api_settings, chunk_message.content, delivery="b")
 
     pump = Pump(api_settings, probe=SecondDeliveryMidway(armed=False))
     run = pump.until_ended(run_id, timeout=30)
 
-    assert duplicates and run.status == "succeeded"
+    assert second_started and run.status == "succeeded"
     assert counts(run) == {"rows": 100, "sent": 100, "rejected": 0, "failed": 0}
     assert len(sandbox.batches()) == 1
     # The duplicate went back to the queue, to look again once the claim may have expired.
