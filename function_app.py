@@ -87,10 +87,17 @@ def segment_uploaded(blob: blobs.BlobClient) -> None:
 @app.function_name("process_chunk")
 @app.queue_trigger(arg_name="message", queue_name="%EXPORT_QUEUE%", connection="AzureWebJobsStorage")
 def process_chunk(message: func.QueueMessage) -> None:
-    runs.process_message(get_settings(), message.get_body())
+    runs.process_message(get_settings(), message.get_body(), delivery=message.id)
 
 
 @app.function_name("chunk_poison")
 @app.queue_trigger(arg_name="message", queue_name="%EXPORT_QUEUE%-poison", connection="AzureWebJobsStorage")
 def chunk_poison(message: func.QueueMessage) -> None:
-    runs.fail_poisoned_message(get_settings(), message.get_body())
+    runs.fail_poisoned_message(get_settings(), message.get_body(), delivery=message.id)
+
+
+# Every 5 minutes: re-drive runs without progress for RUN_STALL_MINUTES, fail those past RUN_MAX_HOURS.
+@app.function_name("run_watchdog")
+@app.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=False)
+def run_watchdog(timer: func.TimerRequest) -> None:
+    runs.watch_runs(get_settings())

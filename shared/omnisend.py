@@ -3,23 +3,26 @@
 Errors come as a small typed hierarchy. 400/401/403/404/410 are never retried. 429 is never a
 failure and never retried here: it raises `RateLimitedError` with `retry_after` at once so the
 caller can defer the work. 5xx, timeouts and connection resets are retried with bounded, jittered
-exponential backoff, then raise `TransientError`. A client-side sliding-window limiter, shared by
-every client of the same key in the process, keeps the process under its budget.
+exponential backoff, then raise `TransientError`. Every request first takes a slot from the
+`RateLimiter` (shared/ratelimit.py) the caller chose: the budget shared by every instance for the
+run engine, a process-wide sliding window elsewhere.
 
 The API key is kept out of every log line, exception message and repr; emails in log lines are masked.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import re
 import threading
 import time
-from collections import deque
+import warnings
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+if TYPE_CHECKING:
+    from .ratelimit import RateLimiter
 
 import orjson
 import requests
@@ -196,77 +199,6 @@ def _problem_text(response: Any, code: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Rate limiting.
-# ---------------------------------------------------------------------------------------------
-
-class Limiter(Protocol):
-    def acquire(self, kind: str) -> None:
-        """Wait for a slot of `kind` ("general" | "tags"), or raise RateLimitedError to defer."""
-
-
-class SlidingWindowLimiter:
-    """At most N requests of a kind in any window (N per minute by default); per process, thread-safe.
-
-    `max_wait_seconds` turns a long wait into RateLimitedError so a caller with a deadline (a function
-    invocation) can defer instead of sleeping. `margin_seconds` widens the window a little because the
-    server measures arrival times, which lag our send times by a varying latency.
-    """
-
-    def __init__(self, requests_per_minute: int = 400, tag_requests_per_minute: int = 60,
-                 window_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, *, max_wait_seconds: float | None = None,
-                 margin_seconds: float | None = None):
-        if requests_per_minute < 1 or tag_requests_per_minute < 1:
-            raise ValueError("rate limits must be at least 1 request per window")
-        self.limits = {"general": requests_per_minute, "tags": tag_requests_per_minute}
-        self.window_seconds = window_seconds
-        self.margin_seconds = min(1.0, window_seconds * 0.02) if margin_seconds is None else margin_seconds
-        self.max_wait_seconds = max_wait_seconds
-        self._clock, self._sleep = clock, sleep
-        self._sent: dict[str, deque[float]] = {kind: deque() for kind in self.limits}
-        self._lock = threading.Lock()
-
-    def acquire(self, kind: str) -> None:
-        if kind not in self.limits:
-            raise ValueError(f"unknown rate-limit kind {kind!r}; expected one of {', '.join(self.limits)}")
-        while True:
-            wait = self._try_take(kind)
-            if wait <= 0:
-                return
-            if self.max_wait_seconds is not None and wait > self.max_wait_seconds:
-                raise RateLimitedError(f"client-side {kind} budget spent; retry in {wait:.1f} s", retry_after=wait)
-            self._sleep(wait)
-
-    def _try_take(self, kind: str) -> float:
-        """Take a slot now (returns 0), or return how long until the oldest slot leaves the window."""
-        span = self.window_seconds + self.margin_seconds
-        with self._lock:
-            now = self._clock()
-            sent = self._sent[kind]
-            while sent and sent[0] <= now - span:
-                sent.popleft()
-            if len(sent) < self.limits[kind]:
-                sent.append(now)
-                return 0.0
-            return sent[0] + span - now
-
-
-# One limiter per key, base URL and budget in this process: the budget belongs to the brand,
-# not to a client object, and a function worker may build several clients at once.
-_shared_limiters: dict[tuple, SlidingWindowLimiter] = {}
-_shared_limiters_lock = threading.Lock()
-
-
-def shared_limiter(api_key: str, base_url: str, requests_per_minute: int, tag_requests_per_minute: int) -> SlidingWindowLimiter:
-    fingerprint = hashlib.sha256(api_key.encode()).hexdigest()[:16]
-    key = (fingerprint, base_url, requests_per_minute, tag_requests_per_minute)
-    with _shared_limiters_lock:
-        if key not in _shared_limiters:
-            _shared_limiters[key] = SlidingWindowLimiter(requests_per_minute, tag_requests_per_minute)
-        return _shared_limiters[key]
-
-
-# ---------------------------------------------------------------------------------------------
 # The client.
 # ---------------------------------------------------------------------------------------------
 
@@ -296,15 +228,23 @@ class _Attempt:
 
 
 class OmnisendClient:
-    def __init__(self, api_key: str, *, base_url: str = DEFAULT_BASE_URL, requests_per_minute: int = 400,
-                 tag_requests_per_minute: int = 60, limiter: Limiter | None = None, timeout: float = 10.0,
-                 max_retries: int = 4, backoff_seconds: float = 0.5, max_backoff_seconds: float = 8.0):
+    def __init__(self, api_key: str, *, limiter: "RateLimiter | None" = None, base_url: str = DEFAULT_BASE_URL,
+                 timeout: float = 10.0, max_retries: int = 4, backoff_seconds: float = 0.5,
+                 max_backoff_seconds: float = 8.0):
+        """`limiter` is the caller's choice (shared.ratelimit): BlobRateLimiter for work shared by
+        every instance, SlidingWindowLimiter / shared_limiter() for one process."""
         if not api_key or not api_key.strip():
             raise ValueError("an Omnisend API key is required")
         self._key = _SecretKey(api_key.strip())
         self.base_url = base_url.rstrip("/")
-        self.limiter: Limiter = limiter or shared_limiter(self._key.reveal(), self.base_url,
-                                                          requests_per_minute, tag_requests_per_minute)
+        if limiter is None:
+            # Transitional, for callers not yet choosing: warn, and use this process's window for the key.
+            warnings.warn("OmnisendClient without a limiter: pass limiter= (see shared.ratelimit)",
+                          DeprecationWarning, stacklevel=2)
+            from .ratelimit import shared_limiter
+
+            limiter = shared_limiter(self._key.reveal(), self.base_url)
+        self.limiter: RateLimiter = limiter
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds

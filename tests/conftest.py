@@ -242,8 +242,10 @@ def omnisend_key(sandbox) -> str:
 def omnisend_client(sandbox, omnisend_key):
     """A client of the `sandbox` with short timeouts and backoff, closed after the test."""
     from shared.omnisend import OmnisendClient
+    from shared.ratelimit import SlidingWindowLimiter
 
-    client = OmnisendClient(omnisend_key, base_url=sandbox.url, timeout=2.0, backoff_seconds=0.01)
+    client = OmnisendClient(omnisend_key, limiter=SlidingWindowLimiter(), base_url=sandbox.url, timeout=2.0,
+                            backoff_seconds=0.01)
     yield client
     client.close()
 

@@ -85,6 +85,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'EXPORT_SCHEDULE', value: exportSchedule }
         { name: 'OMNISEND_API_URL', value: omnisendApiUrl }
         { name: 'CHUNK_ROWS', value: string(chunkRows) }
+        { name: 'RUN_STALL_MINUTES', value: '30' }
+        { name: 'RUN_MAX_HOURS', value: '6' }
       ]
     }
     functionAppConfig: {

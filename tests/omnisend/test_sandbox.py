@@ -12,7 +12,7 @@ import requests
 
 from tools.omnisend_sandbox import ALL_SCOPES, OmnisendSandbox
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def contact(email: str, **identifier_options) -> dict:

@@ -1,7 +1,7 @@
 """Delivering one chunk's contacts to Omnisend: batches, verified outcomes, segment tags.
 
 A contact counts as sent only when its batch finished without an error for it. Progress is kept in a
-`ChunkProgress` that the caller persists after every step, so a redelivered or deferred chunk resumes
+`ChunkProgress` that the session persists after every step, so a redelivered or deferred chunk resumes
 where it stopped instead of spending the rate budget again.
 """
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Protocol
 
-from .omnisend import (
+from ..omnisend import (
     MAX_BATCH_ITEMS,
     MAX_TAG_EMAILS,
     Batch,
@@ -20,23 +20,11 @@ from .omnisend import (
     RateLimitedError,
     TransientError,
 )
+from .errors import Deferred, Stopped
 
 log = logging.getLogger(__name__)
 
 STOPPED_BATCH_RETRIES = 2
-
-
-class Stopped(Exception):
-    """The run was cancelled or failed meanwhile: the chunk must not send anything more."""
-
-
-class Deferred(Exception):
-    """The chunk must wait (rate limit, slow batches): re-enqueue it after `delay` seconds."""
-
-    def __init__(self, delay: float, reason: str) -> None:
-        super().__init__(f"deferred {delay:.1f} s: {reason}")
-        self.delay = delay
-        self.reason = reason
 
 
 @dataclass
@@ -57,14 +45,14 @@ class ChunkProgress:
     batches: list[BatchState] = field(default_factory=list)
     tag_calls_done: list[int] = field(default_factory=list)
     tag_failed: dict[str, str] = field(default_factory=dict)
-    last_error: str = ""
+    rate_limited: int = 0  # deferrals for an Omnisend 429 or a spent budget
 
     def to_dict(self) -> dict:
         return {
             "batches": [vars(b) for b in self.batches],
             "tagCallsDone": self.tag_calls_done,
             "tagFailed": self.tag_failed,
-            "lastError": self.last_error,
+            "rateLimited": self.rate_limited,
         }
 
     @classmethod
@@ -73,8 +61,21 @@ class ChunkProgress:
             batches=[BatchState(**b) for b in data.get("batches", [])],
             tag_calls_done=list(data.get("tagCallsDone", [])),
             tag_failed=dict(data.get("tagFailed", {})),
-            last_error=data.get("lastError", ""),
+            rate_limited=int(data.get("rateLimited", 0)),
         )
+
+
+class Session(Protocol):
+    """Where a delivery keeps its progress, and whom it asks whether to go on."""
+
+    def save(self, progress: ChunkProgress) -> None:
+        """Persist `progress`; raises ClaimLost when another delivery took the chunk over."""
+
+    def check(self) -> None:
+        """Asked before every write to Omnisend: raises Stopped once the run has ended."""
+
+    def heartbeat(self) -> None:
+        """Asked while waiting for batches: keeps the chunk held by this delivery."""
 
 
 @dataclass(frozen=True)
@@ -94,9 +95,7 @@ class ChunkDelivery:
     # Emails upserted by an earlier segment of the run: they only get this segment's tag.
     tag_only: frozenset[str]
     progress: ChunkProgress
-    save: Callable[[ChunkProgress], None]
-    # Asked before every write to Omnisend, so a cancelled run stops within one request.
-    still_wanted: Callable[[], bool] = lambda: True
+    session: Session
     max_wait_seconds: float = 120.0
     sleep: Callable[[float], None] = time.sleep
 
@@ -106,7 +105,7 @@ class ChunkDelivery:
             self.progress.batches = [
                 BatchState(emails[i : i + MAX_BATCH_ITEMS]) for i in range(0, len(emails), MAX_BATCH_ITEMS)
             ]
-            self.save(self.progress)
+            self.save()
         try:
             while not all(b.verified for b in self.progress.batches):
                 self._create_missing_batches()
@@ -114,25 +113,32 @@ class ChunkDelivery:
             outcome = self._outcome()
             self._tag(outcome.sent)
         except RateLimitedError as exc:
-            self.save(self.progress)
-            raise Deferred(exc.retry_after, "Omnisend rate limit") from exc
-        except TransientError as exc:
-            self.progress.last_error = str(exc)
-            self.save(self.progress)
-            raise
+            self.progress.rate_limited += 1
+            self.save()
+            raise Deferred(exc.retry_after, f"Omnisend rate limit: {exc}", rate_limited=True) from exc
         return self._outcome()
+
+    def give_up(self, reason: str) -> DeliveryOutcome:
+        """The outcome when the chunk may wait no longer: whatever is not done fails with `reason`."""
+        outcome = self._outcome()
+        tagged = self._tagged()
+        failed = dict(outcome.failed)
+        for email in (*self.contacts, *self.tag_only):
+            if email not in outcome.rejected and email not in failed and (
+                    email not in outcome.sent or email not in tagged):
+                failed[email] = reason
+        return DeliveryOutcome(frozenset(outcome.sent - failed.keys()), outcome.rejected, failed)
+
+    def save(self) -> None:
+        self.session.save(self.progress)
 
     def _create_missing_batches(self) -> None:
         for batch in self.progress.batches:
             if batch.batch_id is None and not batch.verified:
-                self._check_wanted()
+                self.session.check()
                 items = [self.contacts[email] for email in batch.emails]
                 batch.batch_id = self.client.create_contact_batch(items)
-                self.save(self.progress)
-
-    def _check_wanted(self) -> None:
-        if not self.still_wanted():
-            raise Stopped()
+                self.save()
 
     def _verify_finished_batches(self) -> None:
         pending = {b.batch_id: b for b in self.progress.batches if b.batch_id and not b.verified}
@@ -148,9 +154,9 @@ class ChunkDelivery:
             if pending:
                 if time.monotonic() + delay > deadline:
                     raise Deferred(30.0, f"{len(pending)} Omnisend batches still running")
+                self.session.heartbeat()
                 self.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        self.save(self.progress)
 
     def _settle(self, batch: BatchState, status: Batch) -> None:
         ok: set[str] = set()
@@ -185,7 +191,7 @@ class ChunkDelivery:
                 for email in remaining:
                     batch.failed[email] = "Omnisend stopped the batch (too many errors); retries used up"
             batch.verified = True
-        self.save(self.progress)
+        self.save()
 
     def _outcome(self) -> DeliveryOutcome:
         sent: set[str] = set()
@@ -204,7 +210,7 @@ class ChunkDelivery:
         for index, (tags, emails) in enumerate(self._tag_calls(sent)):
             if index in self.progress.tag_calls_done:
                 continue
-            self._check_wanted()
+            self.session.check()
             try:
                 self.client.add_tags(emails, list(tags))
             except (RateLimitedError, TransientError):
@@ -213,7 +219,14 @@ class ChunkDelivery:
                 for email in emails:
                     self.progress.tag_failed[email] = f"tagging failed: {exc}"
             self.progress.tag_calls_done.append(index)
-            self.save(self.progress)
+            self.save()
+
+    def _tagged(self) -> set[str]:
+        """Emails whose tag call is done, or that need none."""
+        sent = self._outcome().sent
+        done = {email for index, (_, emails) in enumerate(self._tag_calls(sent))
+                if index in self.progress.tag_calls_done for email in emails}
+        return done | {email for email in sent if not self.tags_by_email.get(email)}
 
     def _tag_calls(self, sent: Iterable[str]) -> list[tuple[tuple[str, ...], list[str]]]:
         """Emails grouped by their tag set, at most MAX_TAG_EMAILS a call, in a stable order."""

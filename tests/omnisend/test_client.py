@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from shared.ratelimit import SlidingWindowLimiter
 from shared.omnisend import (
     AuthenticationError,
     Batch,
@@ -144,7 +145,8 @@ def test_list_batches_filters_by_status(omnisend_client):
 
 def test_unknown_key_fails_fast_with_a_clear_message(sandbox):
     key = "brand1-" + "f" * 32
-    with OmnisendClient(key, base_url=sandbox.url, backoff_seconds=0.01) as client:
+    with OmnisendClient(key, limiter=SlidingWindowLimiter(), base_url=sandbox.url,
+                        backoff_seconds=0.01) as client:
         with pytest.raises(AuthenticationError) as caught:
             client.check_key()
     assert caught.value.status == 401 and "API key" in str(caught.value) and key not in str(caught.value)
@@ -153,7 +155,8 @@ def test_unknown_key_fails_fast_with_a_clear_message(sandbox):
 
 def test_key_without_scope_fails_fast_with_permission_error(sandbox):
     key = sandbox.add_key("brand1", scopes=["contacts.read"])
-    with OmnisendClient(key, base_url=sandbox.url, backoff_seconds=0.01) as client:
+    with OmnisendClient(key, limiter=SlidingWindowLimiter(), base_url=sandbox.url,
+                        backoff_seconds=0.01) as client:
         client.check_key()
         with pytest.raises(PermissionDeniedError) as caught:
             client.upsert_contact(contact("a@example.com"))
@@ -165,6 +168,6 @@ def test_from_settings_uses_the_configured_api_url(sandbox, omnisend_key):
     from shared.settings import Settings
 
     settings = Settings.from_env({"OMNISEND_API_URL": sandbox.url + "/"})
-    with OmnisendClient.from_settings(omnisend_key, settings) as client:
+    with OmnisendClient.from_settings(omnisend_key, settings, limiter=SlidingWindowLimiter()) as client:
         assert client.base_url == sandbox.url
         client.check_key()

@@ -6,6 +6,7 @@ import logging
 import pytest
 
 from shared.omnisend import AuthenticationError, OmnisendClient, OmnisendError, mask_email, mask_emails_in
+from shared.ratelimit import SlidingWindowLimiter
 
 
 def contact(email: str) -> dict:
@@ -23,7 +24,8 @@ def test_key_appears_in_no_log_line_exception_or_repr(sandbox, omnisend_key, cap
     """Drive every code path that logs or raises, capturing all loggers at DEBUG."""
     caplog.set_level(logging.DEBUG)
     failures: list[OmnisendError] = []
-    with OmnisendClient(omnisend_key, base_url=sandbox.url, timeout=0.2, max_retries=1,
+    with OmnisendClient(omnisend_key, limiter=SlidingWindowLimiter(), base_url=sandbox.url, timeout=0.2,
+                        max_retries=1,
                         backoff_seconds=0.01) as client:
         client.check_key()
         client.upsert_contact(contact("jane.doe@example.com"))
@@ -41,7 +43,7 @@ def test_key_appears_in_no_log_line_exception_or_repr(sandbox, omnisend_key, cap
             client.upsert_contact({"identifiers": [{"type": "email", "id": "jane.doe@"}]})
         failures.append(caught.value)
         texts = [repr(client), str(vars(client)), caplog.text]
-    with OmnisendClient(omnisend_key + "x", base_url=sandbox.url) as stranger:
+    with OmnisendClient(omnisend_key + "x", limiter=SlidingWindowLimiter(), base_url=sandbox.url) as stranger:
         with pytest.raises(AuthenticationError) as caught:
             stranger.check_key()
         failures.append(caught.value)

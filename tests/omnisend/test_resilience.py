@@ -1,13 +1,13 @@
 """Rate limits, retries and faults: the client against a misbehaving sandbox, over real HTTP."""
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shared.omnisend import OmnisendClient, RateLimitedError, SlidingWindowLimiter, TransientError
+from shared.omnisend import OmnisendClient, RateLimitedError, TransientError
+from shared.ratelimit import SlidingWindowLimiter, shared_limiter
 
 
 def contact(email: str) -> dict:
@@ -53,7 +53,8 @@ def test_5xx_are_retried_until_success(sandbox, omnisend_client):
 
 def test_persistent_5xx_surface_as_transient_after_bounded_retries(sandbox, omnisend_key):
     sandbox.set_faults(error_rate=1.0)
-    with OmnisendClient(omnisend_key, base_url=sandbox.url, max_retries=2, backoff_seconds=0.01) as client:
+    with OmnisendClient(omnisend_key, limiter=SlidingWindowLimiter(), base_url=sandbox.url, max_retries=2,
+                        backoff_seconds=0.01) as client:
         with pytest.raises(TransientError) as caught:
             client.create_contact_batch([contact("x@example.com")])
     assert caught.value.status in (500, 502, 503) and "after 3 attempts" in str(caught.value)
@@ -62,7 +63,8 @@ def test_persistent_5xx_surface_as_transient_after_bounded_retries(sandbox, omni
 
 def test_timeouts_are_retried_then_succeed(sandbox, omnisend_key):
     sandbox.set_faults(slow_rate=0.5, slow_seconds=0.3, seed=1)
-    with OmnisendClient(omnisend_key, base_url=sandbox.url, timeout=0.1, max_retries=8,
+    with OmnisendClient(omnisend_key, limiter=SlidingWindowLimiter(), base_url=sandbox.url, timeout=0.1,
+                        max_retries=8,
                         backoff_seconds=0.01) as client:
         for i in range(4):
             client.upsert_contact(contact(f"t{i}@example.com"))
@@ -72,7 +74,8 @@ def test_timeouts_are_retried_then_succeed(sandbox, omnisend_key):
 
 def test_persistent_timeouts_surface_as_transient(sandbox, omnisend_key):
     sandbox.set_faults(slow_rate=1.0, slow_seconds=0.5)
-    with OmnisendClient(omnisend_key, base_url=sandbox.url, timeout=0.1, max_retries=1,
+    with OmnisendClient(omnisend_key, limiter=SlidingWindowLimiter(), base_url=sandbox.url, timeout=0.1,
+                        max_retries=1,
                         backoff_seconds=0.01) as client:
         with pytest.raises(TransientError, match="no answer within 0.1 s") as caught:
             client.check_key()
@@ -89,7 +92,8 @@ def test_dropped_connections_are_retried(sandbox, omnisend_client):
 
 def test_persistent_resets_surface_as_transient(sandbox, omnisend_key):
     sandbox.set_faults(drop_rate=1.0)
-    with OmnisendClient(omnisend_key, base_url=sandbox.url, max_retries=2, backoff_seconds=0.01) as client:
+    with OmnisendClient(omnisend_key, limiter=SlidingWindowLimiter(), base_url=sandbox.url, max_retries=2,
+                        backoff_seconds=0.01) as client:
         with pytest.raises(TransientError, match="connection failed"):
             client.get_brand()
     assert [r.status for r in sandbox.request_log()] == [0, 0, 0]
@@ -111,46 +115,18 @@ def test_limiter_keeps_one_process_under_the_budget(sandbox, omnisend_key):
     assert times[-1] - times[0] >= 2.0  # 24 requests at 8 per second need at least two full windows
 
 
-def test_default_limiter_is_shared_by_clients_of_the_same_key(sandbox, omnisend_key):
-    first = OmnisendClient(omnisend_key, base_url=sandbox.url)
-    second = OmnisendClient(omnisend_key, base_url=sandbox.url)
-    other = OmnisendClient(sandbox.add_key("brand2"), base_url=sandbox.url)
-    assert first.limiter is second.limiter and first.limiter is not other.limiter
+def test_a_client_without_a_limiter_says_so_and_uses_the_process_window_of_its_key(sandbox, omnisend_key):
+    with pytest.warns(DeprecationWarning, match="without a limiter"):
+        first = OmnisendClient(omnisend_key, base_url=sandbox.url)
+    with pytest.warns(DeprecationWarning):
+        other = OmnisendClient(sandbox.add_key("brand2"), base_url=sandbox.url)
+    assert first.limiter is shared_limiter(omnisend_key, sandbox.url) and first.limiter is not other.limiter
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self.lock = threading.Lock()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def test_sliding_window_waits_for_the_oldest_slot():
-    clock = FakeClock()
-    limiter = SlidingWindowLimiter(2, 1, window_seconds=10.0, clock=clock, sleep=clock.sleep, margin_seconds=0)
-    limiter.acquire("general")
-    clock.now = 4.0
-    limiter.acquire("general")
-    limiter.acquire("tags")  # a separate budget
-    limiter.acquire("general")  # waits until the first slot (t=0) leaves the window
-    assert clock.sleeps == [6.0] and clock.now == 10.0
-    with pytest.raises(ValueError, match="unknown rate-limit kind"):
-        limiter.acquire("products")
-
-
-def test_limiter_can_ask_the_caller_to_defer_instead_of_sleeping():
-    clock = FakeClock()
-    limiter = SlidingWindowLimiter(1, 1, window_seconds=60.0, clock=clock, sleep=clock.sleep,
-                                   max_wait_seconds=5.0, margin_seconds=0)
-    limiter.acquire("tags")
-    clock.now = 10.0
-    with pytest.raises(RateLimitedError) as caught:
-        limiter.acquire("tags")
-    assert caught.value.retry_after == pytest.approx(50.0) and clock.sleeps == []
+def test_the_chosen_limiter_governs_the_client(sandbox, omnisend_key):
+    one_a_minute = SlidingWindowLimiter(1, 1, max_wait_seconds=0)
+    with OmnisendClient(omnisend_key, limiter=one_a_minute, base_url=sandbox.url) as client:
+        client.check_key()
+        with pytest.raises(RateLimitedError, match="client-side general budget spent"):
+            client.check_key()
+    assert len(sandbox.request_log()) == 1

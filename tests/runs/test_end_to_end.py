@@ -15,7 +15,8 @@ from itertools import count
 import pytest
 import requests
 
-from shared import runs
+from shared.runs.messages import ChunkMessage
+from shared.runs.store import RunStore
 from shared.settings import get_settings
 from tests.oracle import expected_run, rejects_by_place
 from tools.devhost import DevHost
@@ -191,17 +192,17 @@ def test_http_run_survives_429_storms_5xx_drops_and_a_duplicated_message(stack, 
     connection_id, brand = stack.connection()
     export_id = stack.export(connection_id, [])
     duplicated = []
-    send = runs._enqueue
+    send = RunStore.send
 
-    def enqueue_twice_once(settings, messages, delay=0):
+    def enqueue_twice_once(store, messages, delay=0):
         messages = list(messages)
-        chunk = next((m for m in messages if m["kind"] == "chunk"), None)
+        chunk = next((m for m in messages if isinstance(m, ChunkMessage)), None)
         if chunk and not duplicated:
-            duplicated.append(chunk["seq"])
+            duplicated.append(chunk.seq)
             messages.append(chunk)  # the queue delivers this chunk twice
-        send(settings, messages, delay)
+        return send(store, messages, delay)
 
-    monkeypatch.setattr(runs, "_enqueue", enqueue_twice_once)
+    monkeypatch.setattr(RunStore, "send", enqueue_twice_once)
     stack.sandbox.set_faults(error_rate=0.05, drop_rate=0.03, rate_limit_storm=25, seed=7)
     try:
         started = stack.call("POST", f"exports/{export_id}/runs", expect=202)
@@ -262,6 +263,15 @@ def test_a_rejected_key_fails_the_run_with_a_clear_error(stack, ci_export):
     assert run["status"] == "failed"
     assert "rejected the API key" in run["error"]
     assert run["counts"] == {"rows": 0, "sent": 0, "rejected": 0, "failed": 0}
+
+
+def test_the_watchdog_timer_is_served_and_fires(stack):
+    function = stack.host.functions["run_watchdog"]
+    assert function.trigger_type == "timerTrigger" and function.trigger["schedule"] == "0 */5 * * * *"
+    response = stack.session.post(f"{stack.host.url}/admin/functions/run_watchdog", json={"input": ""}, timeout=30)
+    assert response.status_code == 202
+    stack.host.wait_idle(30)
+    stack.host.invoke_timer("run_watchdog")  # synchronously: an error would be raised here
 
 
 def test_health_answers_without_a_principal_or_a_key(stack):
