@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass, fields as dataclass_fields
 from typing import NamedTuple, Sequence
 
-from .rejects import REJECTS_CSV_HEADER, Reject, rejects_to_csv  # noqa: F401  the run engine still imports these here
 from .rejects import RejectReason, RowRejection
 from .segments import RawRow
 

@@ -16,7 +16,6 @@ import random
 import re
 import threading
 import time
-import warnings
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
@@ -228,7 +227,7 @@ class _Attempt:
 
 
 class OmnisendClient:
-    def __init__(self, api_key: str, *, limiter: "RateLimiter | None" = None, base_url: str = DEFAULT_BASE_URL,
+    def __init__(self, api_key: str, *, limiter: "RateLimiter", base_url: str = DEFAULT_BASE_URL,
                  timeout: float = 10.0, max_retries: int = 4, backoff_seconds: float = 0.5,
                  max_backoff_seconds: float = 8.0):
         """`limiter` is the caller's choice (shared.ratelimit): BlobRateLimiter for work shared by
@@ -237,13 +236,6 @@ class OmnisendClient:
             raise ValueError("an Omnisend API key is required")
         self._key = _SecretKey(api_key.strip())
         self.base_url = base_url.rstrip("/")
-        if limiter is None:
-            # Transitional, for callers not yet choosing: warn, and use this process's window for the key.
-            warnings.warn("OmnisendClient without a limiter: pass limiter= (see shared.ratelimit)",
-                          DeprecationWarning, stacklevel=2)
-            from .ratelimit import shared_limiter
-
-            limiter = shared_limiter(self._key.reveal(), self.base_url)
         self.limiter: RateLimiter = limiter
         self.timeout = timeout
         self.max_retries = max_retries

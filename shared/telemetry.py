@@ -16,7 +16,7 @@ nothing and Application Insights bills for the events alone.
 Events carry identifiers and counts; the one free-text field, a failed chunk's reason, has e-mail
 addresses and key-like tokens replaced before it is stored in the event.
 
-The run engine calls `emit(RunFinished.from_run(run, rate_limited=n))` when a run reaches a terminal
+The run engine calls `emit(RunFinished.from_run(run))` when a run reaches a terminal
 state and `emit(ChunkFailed(...))` when a chunk's rows are all counted as failed (`run_finished(...)`
 and `chunk_failed(...)` do the same from keyword fields).
 """
@@ -152,23 +152,23 @@ class RunFinished:
                 f"429s={self.rate_limited}")
 
     @classmethod
-    def from_run(cls, run: Any, *, rate_limited: int = 0, now: datetime | None = None) -> "RunFinished":
+    def from_run(cls, run: Any, *, now: datetime | None = None) -> "RunFinished":
         """The event of a finished run as the run engine keeps it (`shared.runs.Run`: run_id, export_id,
-        trigger, status, counts.rows/sent/rejected/failed, untagged, started_at, finished_at)."""
+        trigger, status, counts.rows/sent/rejected/failed, untagged, rate_limited, started_at, finished_at)."""
         started = _parse_time(run.started_at)
         finished = _parse_time(run.finished_at) if run.finished_at else (now or datetime.now(timezone.utc))
         return cls(
             export_id=run.export_id,
             run_id=run.run_id,
-            trigger=run.trigger,
-            status=run.status,
+            trigger=str(getattr(run.trigger, "value", run.trigger)),  # the engine's str enums, as their values
+            status=str(getattr(run.status, "value", run.status)),
             rows=run.counts.rows,
             sent=run.counts.sent,
             rejected=run.counts.rejected,
             failed=run.counts.failed,
             untagged=run.untagged,
             duration_seconds=max(0.0, (finished - started).total_seconds()),
-            rate_limited=rate_limited,
+            rate_limited=run.rate_limited,
         )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from shared import telemetry
-from shared.runs import Counts, Run
+from shared.runs import Counts, ExportSnapshot, Run, RunStatus, Trigger
 from shared.telemetry import ChunkFailed, RunFinished
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,12 +102,16 @@ def test_bad_chunk_fields_are_refused_naming_the_field():
         telemetry.emit({"name": "ExportRunFinished"})
 
 
-def test_the_event_of_a_run_is_read_from_the_run_engines_record():
-    run = Run(run_id="20261130T020000-1a2b3c4d", export_id="exp-1", trigger="upload", export={"tagContacts": True},
-              status="failed", counts=Counts(rows=10, sent=4, rejected=3, failed=3), untagged=2,
-              started_at="2026-11-30T02:00:00Z", finished_at="2026-11-30T03:30:15Z", error="bad key")
+SNAPSHOT = ExportSnapshot("conn-1", ("Vip",), {"email": "Email"}, True)
 
-    event = RunFinished.from_run(run, rate_limited=5)
+
+def test_the_event_of_a_run_is_read_from_the_run_engines_record():
+    run = Run(run_id="20261130T020000-1a2b3c4d", export_id="exp-1", trigger=Trigger.UPLOAD, export=SNAPSHOT,
+              status=RunStatus.FAILED, counts=Counts(rows=10, sent=4, rejected=3, failed=3), untagged=2,
+              rate_limited=5, started_at="2026-11-30T02:00:00Z", finished_at="2026-11-30T03:30:15Z",
+              error="bad key")
+
+    event = RunFinished.from_run(run)
 
     assert event.dimensions() == {
         "exportId": "exp-1", "runId": "20261130T020000-1a2b3c4d", "trigger": "upload", "status": "failed",
@@ -115,7 +119,8 @@ def test_the_event_of_a_run_is_read_from_the_run_engines_record():
         "rateLimited": 5,
     }
     assert event.level == logging.WARNING
-    unfinished = Run(run_id="r", export_id="e", trigger="manual", export={}, started_at="2026-11-30T02:00:00Z")
+    unfinished = Run(run_id="r", export_id="e", trigger=Trigger.MANUAL, export=SNAPSHOT,
+                     started_at="2026-11-30T02:00:00Z")
     now = datetime(2026, 11, 30, 2, 1, tzinfo=timezone.utc)
     assert RunFinished.from_run(unfinished, now=now).duration_seconds == 60.0
 

@@ -68,9 +68,12 @@ def _check_key(settings: Settings, api_key: str) -> None:
     import requests
 
     from .. import omnisend
+    from ..ratelimit import shared_limiter
 
-    # One quick retry only: a person is waiting for this answer.
-    client = omnisend.OmnisendClient(api_key, base_url=settings.omnisend_api_url, max_retries=1, timeout=10.0)
+    # One quick retry only: a person is waiting for this answer. The check is one read, counted in this
+    # process's window for the key (the connection, and so its shared budget, does not exist yet).
+    client = omnisend.OmnisendClient(api_key, base_url=settings.omnisend_api_url, max_retries=1, timeout=10.0,
+                                     limiter=shared_limiter(api_key, settings.omnisend_api_url))
     try:
         client.check_key()
     except (omnisend.AuthenticationError, omnisend.PermissionDeniedError) as error:

@@ -32,7 +32,7 @@ def engine():
 
 def _run_connection_id(run: Any) -> str:
     """The id of the connection the run used, from the run's own snapshot of its export."""
-    return run.export["connectionId"]
+    return run.export.connection_id
 
 
 def _run_id(run: Any) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
+from .. import telemetry
 from ..blobstate import utc_now
 from . import finisher, lock
 from .model import Run, RunStatus
@@ -20,8 +21,10 @@ log = logging.getLogger(__name__)
 
 
 def run_ended(store: RunStore, run: Run) -> None:
-    """Called once when a run has reached its terminal state (the hook for run-end telemetry)."""
+    """Called once when a run has reached its terminal state: releases the export and sends the
+    ExportRunFinished event."""
     lock.release(store, run.export_id, run.run_id)
+    telemetry.emit(telemetry.RunFinished.from_run(run))
     log.info("run %s of export %s ended %s (%s): rows %d, sent %d, rejected %d, failed %d, untagged %d, "
              "rate limited %d, redriven %d%s", run.run_id, run.export_id, run.status.value, run.trigger.value,
              run.counts.rows, run.counts.sent, run.counts.rejected, run.counts.failed, run.untagged,

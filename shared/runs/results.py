@@ -10,13 +10,14 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-from .. import blobstate, mapping
+from .. import blobstate
+from ..rejects import REJECTS_CSV_HEADER, Reject, rejects_to_csv
 from . import paths
 from .model import Counts
 from .store import RunStore
 
 NO_REJECTS = "none"
-HEADER = (",".join(mapping.REJECTS_CSV_HEADER) + "\r\n").encode()
+HEADER = (",".join(REJECTS_CSV_HEADER) + "\r\n").encode()
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,13 @@ class ChunkResult:
                    int(data.get("rateLimited", 0)), data.get("rejects", NO_REJECTS))
 
 
-def record(store: RunStore, run_id: str, result: ChunkResult, rejects: Iterable[mapping.Reject]) -> bool:
+def record(store: RunStore, run_id: str, result: ChunkResult, rejects: Iterable[Reject]) -> bool:
     """Put the chunk's outcome on record; False when another delivery's result is there already."""
     rejects = list(rejects)
     token = secrets.token_hex(6) if rejects else NO_REJECTS
     result = ChunkResult(result.seq, result.counts, result.unsent_keys, result.rate_limited, token)
     if rejects:
-        store.write(paths.rejects(run_id, result.seq, token), mapping.rejects_to_csv(rejects).encode())
+        store.write(paths.rejects(run_id, result.seq, token), rejects_to_csv(rejects).encode())
     try:
         store.write_json(paths.result(run_id, result.seq), result.to_dict(), create_only=True,
                          metadata={"rejects": token})

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from .. import documents, mapping, segments, storage
+from .. import documents, mapping, segments, storage, telemetry
 from ..blobstate import io_call
 from ..omnisend import AuthenticationError, PermissionDeniedError
+from ..rejects import Reject, RejectReason
 from ..settings import Settings
 from . import clients, ending, finisher, outbox, paths, results
 from .delivery import ChunkDelivery, ChunkProgress, DeliveryOutcome
@@ -22,7 +23,7 @@ from .store import Claim, RunStore
 
 log = logging.getLogger(__name__)
 
-Reason = mapping.RejectReason
+Reason = RejectReason
 
 
 @dataclass
@@ -30,14 +31,14 @@ class MappedChunk:
     """A chunk's rows as its delivery sees them."""
 
     rows: int = 0
-    rejects: list[mapping.Reject] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
     contacts: dict[str, dict] = field(default_factory=dict)  # email -> ContactRequest, to upsert
     tag_only: set[str] = field(default_factory=set)  # emails an earlier segment upserted
     row_of: dict[str, int] = field(default_factory=dict)
 
 
 def note_reject(note: Note | None, email: str, unsent_earlier: set[int],
-                limit: int | None) -> tuple[mapping.RejectReason, str] | None:
+                limit: int | None) -> tuple[RejectReason, str] | None:
     """The reject a planner note makes of a valid row, if any (pure)."""
     if note is Note.DUPLICATE:
         return Reason.DUPLICATE, "the same email is on an earlier row of this run"
@@ -87,7 +88,7 @@ def process_chunk(settings: Settings, store: RunStore, message: ChunkMessage, me
         return
     for reason, problems in ((Reason.OMNISEND_REJECTED, outcome.rejected), (Reason.FAILED, outcome.failed)):
         for email, detail in problems.items():
-            mapped.rejects.append(mapping.Reject(message.chunk.segment, message.chunk.blob, mapped.row_of[email],
+            mapped.rejects.append(Reject(message.chunk.segment, message.chunk.blob, mapped.row_of[email],
                                                  reason, detail, email))
     mapped.rejects.sort(key=lambda r: r.row)
     counts = Counts(rows=mapped.rows, sent=len(outcome.sent), rejected=len(mapped.rejects) - len(outcome.failed),
@@ -150,14 +151,13 @@ def _map(settings: Settings, store: RunStore, run: Run, message: ChunkMessage, l
             mapped.rows += 1
             contact = mapping.map_row(bound, row)
             if not isinstance(contact, mapping.MappedContact):
-                mapped.rejects.append(mapping.Reject(chunk.segment, chunk.blob, row.number, contact.reason,
-                                                     contact.detail))
+                mapped.rejects.append(contact.reject(chunk.segment, chunk.blob, row.number))
                 continue
             text = notes.get(str(row.number))
             note = Note(text) if text else None
             reject = note_reject(note, contact.email, unsent_earlier, limit)
             if reject:
-                mapped.rejects.append(mapping.Reject(chunk.segment, chunk.blob, row.number, *reject, contact.email))
+                mapped.rejects.append(Reject(chunk.segment, chunk.blob, row.number, *reject, contact.email))
                 continue
             if note is Note.TAG_ONLY:
                 mapped.tag_only.add(contact.email)
@@ -180,8 +180,11 @@ def fail_chunk(store: RunStore, message: ChunkMessage, me: str, detail: str) -> 
     """Every row of a chunk that could not be delivered fails with `detail` (unless it has a result)."""
     chunk = message.chunk
     if not results.exists(store, message.run_id, message.seq):
-        rejects = [mapping.Reject(chunk.segment, chunk.blob, chunk.first_row + i, Reason.FAILED, detail)
+        rejects = [Reject(chunk.segment, chunk.blob, chunk.first_row + i, Reason.FAILED, detail)
                    for i in range(chunk.row_count)]
         counts = Counts(rows=chunk.row_count, failed=chunk.row_count)
-        results.record(store, message.run_id, results.ChunkResult(message.seq, counts), rejects)
+        if results.record(store, message.run_id, results.ChunkResult(message.seq, counts), rejects):
+            telemetry.emit(telemetry.ChunkFailed(export_id=store.get_run(message.run_id).export_id,
+                                                 run_id=message.run_id, chunk_seq=message.seq,
+                                                 rows=chunk.row_count, reason=detail))
     _count(store, message.run_id, message.seq, me)

@@ -115,12 +115,14 @@ def test_limiter_keeps_one_process_under_the_budget(sandbox, omnisend_key):
     assert times[-1] - times[0] >= 2.0  # 24 requests at 8 per second need at least two full windows
 
 
-def test_a_client_without_a_limiter_says_so_and_uses_the_process_window_of_its_key(sandbox, omnisend_key):
-    with pytest.warns(DeprecationWarning, match="without a limiter"):
-        first = OmnisendClient(omnisend_key, base_url=sandbox.url)
-    with pytest.warns(DeprecationWarning):
-        other = OmnisendClient(sandbox.add_key("brand2"), base_url=sandbox.url)
-    assert first.limiter is shared_limiter(omnisend_key, sandbox.url) and first.limiter is not other.limiter
+def test_a_client_needs_a_chosen_limiter(omnisend_key):
+    with pytest.raises(TypeError, match="limiter"):
+        OmnisendClient(omnisend_key)
+
+
+def test_the_process_window_is_one_per_key(sandbox, omnisend_key):
+    assert shared_limiter(omnisend_key, sandbox.url) is shared_limiter(omnisend_key, sandbox.url + "/")
+    assert shared_limiter(omnisend_key, sandbox.url) is not shared_limiter(sandbox.add_key("brand2"), sandbox.url)
 
 
 def test_the_chosen_limiter_governs_the_client(sandbox, omnisend_key):

@@ -1,7 +1,8 @@
 """A chunk's result and rejects file, and the run's rejects CSV (shared/runs/results.py)."""
 from __future__ import annotations
 
-from shared import mapping, runs
+from shared import runs
+from shared.rejects import Reject, RejectReason
 from shared.runs import results
 from shared.runs.model import Counts
 from shared.runs.store import RunStore
@@ -9,8 +10,8 @@ from shared.runs.store import RunStore
 HEADER = "segment,partition,row,reason,detail,email\r\n"
 
 
-def reject(row: int, reason=mapping.RejectReason.MISSING_EMAIL) -> mapping.Reject:
-    return mapping.Reject("Vip", "Vip.csv", row, reason, "the email column is empty")
+def reject(row: int, reason=RejectReason.MISSING_EMAIL) -> Reject:
+    return Reject("Vip", "Vip.csv", row, reason, "the email column is empty")
 
 
 def a_run(settings, export_of, segments_container) -> str:

@@ -1,7 +1,7 @@
 """Chunk delivery (shared/runs/worker.py, delivery.py) against Azurite and the Omnisend sandbox."""
 from __future__ import annotations
 
-from shared import runs
+from shared import runs, telemetry
 from shared.runs import messages, worker
 from tests.runs.conftest import Pump, clean_segment, counts, read_rejects
 from tests.runs.faults import FaultPlan
@@ -196,3 +196,33 @@ def test_a_duplicated_chunk_message_is_sent_by_one_delivery_only(api_settings, e
     assert len(sandbox.batches()) == 1
     # The duplicate went back to the queue, to look again once the claim may have expired.
     assert pump.queue.get_queue_properties().approximate_message_count == 1
+
+
+def test_an_invalid_email_is_in_the_rejects_file_as_written_and_neutralised(api_settings, export_of,
+                                                                             segments_container, pump):
+    """The rejects file used to leave the email column empty for invalid emails; and a valid-looking
+    address may start with a formula character, which a spreadsheet would run."""
+    emails = clean_segment(segments_container, "Vip", 3)
+    header = "PrimaryEmail,FirstName,LastName,Address1,Country,State,City,PostCode\r\n"
+    rows = [f"{emails[0]},Ann,,,,,,\r\n", "=2+5@not valid,Bob,,,,,,\r\n", f"{emails[1]},Cid,,,,,,\r\n"]
+    segments_container.upload_blob("Vip.csv", header + "".join(rows), overwrite=True)
+
+    run = pump(runs.start_run(api_settings, export_of(["Vip"]), "manual").run_id)
+
+    assert counts(run) == {"rows": 3, "sent": 2, "rejected": 1, "failed": 0}
+    (reject,) = read_rejects(api_settings, run.run_id)
+    assert (reject["row"], reject["reason"], reject["email"]) == ("2", "invalid_email", "'=2+5@not valid")
+
+
+def test_a_finished_run_sends_one_telemetry_event_without_emails(api_settings, export_of, segments_container, pump,
+                                                                  caplog):
+    emails = clean_segment(segments_container, "Vip", 5)
+    export = export_of(["Vip"])
+    with caplog.at_level("INFO", logger=telemetry.EVENT_LOGGER):
+        run = pump(runs.start_run(api_settings, export, "manual").run_id)
+
+    events = [r for r in caplog.records if getattr(r, "exportId", None) == export.id]
+    assert len(events) == 1
+    event = events[0]
+    assert (event.runId, event.status, event.trigger, event.rows, event.sent) == (run.run_id, "succeeded", "manual", 5, 5)
+    assert not any(email in event.getMessage() for email in emails)
