@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
@@ -220,7 +221,7 @@ def test_an_export_is_deleted_only_after_confirming_and_escape_cancels(open_page
 
 def test_contributor_sees_only_the_shared_connection_and_cannot_add_one(open_page, shared_connections, check_page):
     page = open_page("contributor", "/#/connections")
-    expect(page.locator("#who")).to_have_text("Role: Contributor")
+    expect(page.locator("#who")).to_have_text("contributor@contoso.com · Contributor")
     table = page.get_by_role("table")
     expect(table).to_contain_text("Shared shop")
     expect(table).not_to_contain_text("Internal store")
@@ -236,6 +237,18 @@ def test_contributor_sees_only_the_shared_connection_and_cannot_add_one(open_pag
     expect(page.get_by_role("heading", level=1)).to_have_text("New export")
     options = page.get_by_label("Connection").locator("option").all_inner_texts()
     assert "Shared shop" in options and "Internal store" not in options
+
+
+def test_the_console_learns_who_is_calling_from_api_me_and_changes_nothing_to_find_out(open_page):
+    page = open_page("admin", "/#/segments")
+    calls = []
+    page.on("request", lambda request: calls.append((request.method, urlsplit(request.url).path)))
+    page.reload()
+    expect(page.locator("#who")).to_have_text("admin@contoso.com · Admin")
+    page.wait_for_load_state("networkidle")
+    api_calls = [call for call in calls if call[1].startswith("/api/")]
+    assert api_calls[0] == ("GET", "/api/me"), api_calls
+    assert {method for method, _ in api_calls} == {"GET"}, api_calls
 
 
 def test_a_caller_without_a_role_gets_the_explanation(open_page, check_page):
@@ -309,22 +322,3 @@ def test_every_page_is_readable_360_px_wide(open_page, check_page, shared_connec
     overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"{path} is {overflow}px wider than 360 px"
     check_page(page, "exports-360", screenshot=(role, path) == ("admin", "/#/exports"))
-
-
-def test_where_the_api_needs_a_function_key_the_console_asks_for_it_once(open_page, stack, check_page):
-    stack.host.function_key = "console-test-key"  # as in Azure: the Functions host checks keys on /api
-    try:
-        page = open_page("admin", "/#/exports")
-        expect(page.get_by_role("heading", level=1)).to_have_text("This app needs its function key")
-        expect(page.get_by_label("Function key")).to_have_attribute("type", "password")
-        check_page(page, "function-key")
-        page.get_by_label("Function key").fill("not-the-key")
-        page.get_by_role("button", name="Use this key").click()
-        expect(page.get_by_role("alert")).to_have_text("That key was not accepted.")
-        page.get_by_label("Function key").fill("console-test-key")
-        page.get_by_role("button", name="Use this key").click()
-        expect(page.get_by_role("heading", level=1)).to_have_text("Exports")
-        page.reload()  # kept for the tab's session
-        expect(page.get_by_role("heading", level=1)).to_have_text("Exports")
-    finally:
-        stack.host.function_key = None
