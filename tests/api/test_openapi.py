@@ -115,3 +115,11 @@ def test_every_problem_code_is_raised_somewhere_and_every_raised_code_is_catalog
         raised |= set(chosen)
     assert raised - set(PROBLEMS) == set()
     assert set(PROBLEMS) - raised == set(), "catalogued codes the API never answers"
+
+
+def test_the_document_asks_for_the_client_principal_and_no_function_key(exports_api_contract):
+    """The API route is anonymous at the Functions-key level (function_app.py): the principal is all it reads."""
+    document = exports_api_contract.document
+    assert document["security"] == [{"clientPrincipal": []}]
+    assert list(document["components"]["securitySchemes"]) == ["clientPrincipal"]
+    assert "x-functions-key" not in json.dumps(document)
