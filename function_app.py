@@ -21,11 +21,17 @@ log = logging.getLogger(__name__)
 # host.json sets routePrefix to "" so that the console can live at the root: every API route names
 # its "api/" itself. Precedence (as in the Functions host and the dev host): literal segments win over
 # parameters, so api/health wins over api/{*path}, and api/... over the console's {file?}.
+#
+# Anonymous at the Functions-key level, because every API route's authorisation is the app's own
+# (shared/api/routing.py): the caller is the App Service Authentication principal and its app roles
+# (shared/auth.py), and with App Service Authentication off the app refuses every caller but the
+# public health and OpenAPI routes (Settings.trust_client_principal). A function key added nothing a
+# caller could not already be refused for, and it made the web console, a browser page, handle a key.
 @app.function_name("api")
 @app.route(
     route="api/{*path}",
     methods=["GET", "POST", "PUT", "DELETE"],
-    auth_level=func.AuthLevel.FUNCTION,
+    auth_level=func.AuthLevel.ANONYMOUS,
 )
 def http_api(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(req, req.route_params.get("path") or "")
@@ -40,7 +46,7 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 
 # The web console's files (console/), at / and /<file>. A browser has no function key, so this route is
 # anonymous at the key level; in Azure App Service Authentication still stands in front of it, and the
-# files hold no data: everything shown comes from the keyed, role-checked API above. One path segment
+# files hold no data: everything shown comes from the role-checked API above. One path segment
 # only ({file?}), so it never shadows the host's own /admin/... and /runtime/webhooks/... routes.
 @app.function_name("console")
 @app.route(route="{file?}", methods=["GET", "HEAD"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -1,9 +1,6 @@
 // The one place that calls the HTTP API (/api, openapi/exports-api.json). Same origin: in Azure the
 // browser's App Service Authentication session cookie goes with every request and the platform adds
-// the caller's identity; the console handles no tokens. Only the Functions host's function key, when
-// the API requires one, is asked for once and kept in this tab's sessionStorage.
-
-const KEY_ITEM = "omnisend-exports.functionKey";
+// the caller's identity; the console handles no tokens and no keys.
 
 /** A failed API call: `status` (0 when the app could not be reached) and the RFC 9457 problem, if any. */
 export class ApiError extends Error {
@@ -18,20 +15,6 @@ export class ApiError extends Error {
   get fieldErrors() {
     return Array.isArray(this.problem?.errors) ? this.problem.errors : [];
   }
-
-  /** The Functions host refused the request before the app saw it (no or a wrong function key). */
-  get needsFunctionKey() {
-    return this.status === 401 && !this.problem;
-  }
-}
-
-export function functionKey() {
-  return sessionStorage.getItem(KEY_ITEM) || "";
-}
-
-export function setFunctionKey(key) {
-  if (key) sessionStorage.setItem(KEY_ITEM, key);
-  else sessionStorage.removeItem(KEY_ITEM);
 }
 
 /**
@@ -42,8 +25,6 @@ export async function call(method, path, {body, ifMatch, signal, query} = {}) {
   const headers = {Accept: "application/json, application/problem+json, text/csv"};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (ifMatch) headers["If-Match"] = ifMatch;
-  const key = functionKey();
-  if (key) headers["x-functions-key"] = key;
   const search = query ? `?${new URLSearchParams(query)}` : "";
   let response;
   try {

@@ -1,5 +1,5 @@
-// The console's shell: who is calling (from what the API lets them do), the hash router, page frame.
-import {ApiError, functionKey, get, post, setFunctionKey} from "./api.js";
+// The console's shell: who is calling (GET /api/me), the hash router, page frame.
+import {ApiError, get} from "./api.js";
 import {append, h} from "./dom.js";
 import {connectionForm, connectionsPage} from "./connections.js";
 import {exportForm} from "./exportform.js";
@@ -24,31 +24,16 @@ const routes = [
 const main = document.getElementById("main");
 const nav = document.querySelector("nav.main-nav");
 const announcer = document.getElementById("announcer");
-let caller = null; // {role: "admin" | "contributor"}
+let caller = null; // {identity, role: "admin" | "contributor"}, as GET /api/me answers
 let current = null; // AbortController of the page on screen
 let pendingFlash = null;
 let firstPage = true;
 let listening = false;
 
-/**
- * The caller's role, from what the API answers: admins see every connection in full (with
- * `usableBy`), contributors only the summary of shared ones. With no connection to tell by, an
- * empty POST /connections tells: it is refused as invalid (400) for an admin, as forbidden (403)
- * for anyone else; nothing is saved either way.
- */
+/** Who is calling: GET /api/me (401 without a sign-in, 403 without an app role). */
 async function whoIsCalling() {
-  const {data} = await get("connections");
-  if (data.connections.length) {
-    return {role: data.connections.some((item) => "usableBy" in item) ? "admin" : "contributor"};
-  }
-  try {
-    await post("connections", {});
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 400) return {role: "admin"};
-    if (error instanceof ApiError && error.status === 403) return {role: "contributor"};
-    throw error;
-  }
-  return {role: "admin"};
+  const {data} = await get("me");
+  return data;
 }
 
 function announce(text) {
@@ -137,25 +122,6 @@ function noRoleScreen(error) {
     h("p", {class: "problem"}, "The app said: ", describe(error)));
 }
 
-function functionKeyScreen(retried) {
-  const input = h("input", {type: "password", id: "function-key", autocomplete: "off", spellcheck: "false",
-    "aria-describedby": "function-key-hint"});
-  const form = h("form", {novalidate: true, onsubmit: (event) => {
-    event.preventDefault();
-    setFunctionKey(input.value.trim());
-    boot();
-  }},
-  h("div", {class: "field"},
-    h("label", {for: "function-key"}, "Function key"),
-    h("p", {class: "hint", id: "function-key-hint"}, "Kept only in this browser tab and sent only to this app."),
-    input),
-  h("button", {type: "submit", class: "primary"}, "Use this key"));
-  withoutNavigation("This app needs its function key",
-    retried ? h("p", {class: "problem", role: "alert"}, "That key was not accepted.") : null,
-    h("p", {}, "Besides your sign-in, the app's API is protected by a function key of the Functions host. Ask the app's administrator for it (Azure portal → the function app → App keys) and paste it here."),
-    form);
-}
-
 function unavailableScreen(error) {
   withoutNavigation("The app cannot be reached",
     h("p", {class: "problem", role: "alert"}, describe(error)),
@@ -169,14 +135,13 @@ async function boot() {
     caller = await whoIsCalling();
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
-    if (error.needsFunctionKey) functionKeyScreen(Boolean(functionKey()));
-    else if (error.status === 401) signedOutScreen(error);
+    if (error.status === 401) signedOutScreen(error);
     else if (error.status === 403) noRoleScreen(error);
     else unavailableScreen(error);
     return;
   }
   nav.hidden = false;
-  document.getElementById("who").textContent = caller.role === "admin" ? "Role: Admin" : "Role: Contributor";
+  document.getElementById("who").textContent = `${caller.identity} · ${caller.role === "admin" ? "Admin" : "Contributor"}`;
   document.body.dataset.role = caller.role;
   if (!listening) window.addEventListener("hashchange", render);
   listening = true;

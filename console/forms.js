@@ -131,8 +131,9 @@ function sentence(message, path, name) {
 /** A failed call in words, for people: what the app said, or what went wrong on the way. */
 export function describe(error) {
   if (error.status === 0) return error.message;
-  if (error.needsFunctionKey) return "The app refused the request: it needs its function key (reload the page to enter it).";
   const problem = error.problem;
+  // App Service Authentication answers 401 itself, without a body, once a sign-in has expired.
+  if (!problem && error.status === 401) return "You are not signed in, or your sign-in has expired: reload the page to sign in again.";
   if (!problem) return `The app answered HTTP ${error.status} without saying why. Try again later.`;
   return problem.detail ? `${problem.title}: ${problem.detail}` : problem.title;
 }

@@ -43,8 +43,8 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {
-  // #checkov:skip=CKV_AZURE_222:Callers (function key, optional Easy Auth) and Event Grid's webhook reach the app over the internet; private endpoints need a VNet this template does not create
-  // #checkov:skip=CKV_AZURE_17:Callers authenticate with Entra tokens and function keys; Event Grid webhook deliveries cannot present a client certificate
+  // #checkov:skip=CKV_AZURE_222:Callers (browsers and scripts with Entra tokens through Easy Auth) and Event Grid's webhook reach the app over the internet; private endpoints need a VNet this template does not create
+  // #checkov:skip=CKV_AZURE_17:Callers authenticate with Entra tokens (Easy Auth; the app checks their app roles); Event Grid webhook deliveries cannot present a client certificate
   // #checkov:skip=CKV_AZURE_212:numberOfWorkers does not apply to Flex Consumption, which scales per event from zero; always-ready instances would bill around the clock for a nightly batch
   // #checkov:skip=CKV_AZURE_213:Flex Consumption has no fixed instance pool for App Service health check to evict from; failures surface in Application Insights and in each export's row accounting
   // #checkov:skip=CKV_AZURE_78:Flex Consumption has no FTP or FTPS endpoint and ARM rejects siteConfig.ftpsState on a Flex site (code 51021); code is only deployed to the package container

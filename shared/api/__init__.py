@@ -10,12 +10,12 @@ and type of such connections.
 
 Modules: `http` (request and response types), `validation` (request bodies), `routing` (routes,
 access levels, dispatch), `access` (who may use which connection and export), and one module per
-resource: `public` (health, OpenAPI document), `connections`, `segments`, `exports`, `runs`.
+resource: `public` (health, OpenAPI document), `me` (the caller's identity and role), `connections`, `segments`, `exports`, `runs`.
 """
 from __future__ import annotations
 
 # Importing the resource modules registers their routes, in the order the OpenAPI document lists them.
-from . import public, connections, segments, exports, runs  # noqa: F401  (isort: skip)
+from . import public, me, connections, segments, exports, runs  # noqa: F401  (isort: skip)
 from .http import ApiRequest, ApiResponse
 from .routing import ROUTES, Access, Route, handle
 from .validation import MAX_BODY_BYTES

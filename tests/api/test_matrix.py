@@ -62,6 +62,7 @@ def build_world(api_settings, api_connection, api_segments, omnisend_key):
 CASES = [
     ("GET", "/health", "health", None, (200, 200, 200)),
     ("GET", "/openapi.json", "openapi.json", None, (200, 200, 200)),
+    ("GET", "/me", "me", None, (401, 200, 200)),
     ("GET", "/connections", "connections", None, (401, 200, 200)),
     ("POST", "/connections", "connections", "connection", (401, 403, 201)),
     ("GET", "/connections/{connectionId}", "connections/{shared}", None, (401, 200, 200)),

@@ -1,16 +1,19 @@
 """Browser tests of the console: the function app under the dev host, Azurite, the Omnisend sandbox,
 and one headless Chromium for the whole session (tools/browser.py says which one).
 
-Each test gets pages through `open_page(role)`: a fresh browser context whose requests carry the
-X-MS-CLIENT-PRINCIPAL header App Service Authentication would add for that role. After the test,
-every page must have logged no console error and thrown nothing, called only API routes of
-openapi/exports-api.json, and fetched nothing from another origin. `check_page` runs axe-core
-(0 serious or critical violations) and saves the page's screenshot into docs/.
+Each test module gets its own dev host and containers (`stack`), so what a page lists is what that
+module made. Each test gets pages through `open_page(role)`: a fresh browser context (en-US, UTC)
+whose requests carry the X-MS-CLIENT-PRINCIPAL header App Service Authentication would add for that
+role. After the test, every page must have logged no console error and thrown nothing, called only
+API routes of openapi/exports-api.json, and fetched nothing from another origin. `check_page` runs
+axe-core (0 serious or critical violations) and, when asked, saves the page's screenshot into docs/:
+with every timestamp shown as SHOWN_AT, so that an unchanged console gives byte-identical images.
 """
 from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +35,9 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 OPENAPI = ROOT / "openapi" / "exports-api.json"
 FAST = 100_000
 DESKTOP = {"width": 1200, "height": 800}
+MOBILE = {"width": 360, "height": 740}
+# Screenshots show every timestamp (a <time> element) as this instant; the real ones differ on every run.
+SHOWN_AT = "2026-04-01T09:30:00Z"
 ROLES = {
     "admin": ("admin@contoso.com", [ADMIN_ROLE]),
     "contributor": ("contributor@contoso.com", [CONTRIBUTOR_ROLE]),
@@ -93,14 +99,26 @@ class Stack:
                 "requestsPerMinute": FAST, "tagRequestsPerMinute": FAST}
         return self.call("POST", "connections", body, expect=201).json()
 
-    def export(self, name: str, connection_id: str, segments=("Vip",), role: str = "admin") -> tuple[dict, str]:
+    def export(self, name: str, connection_id: str, segments=("Vip",), role: str = "admin",
+               **changes) -> tuple[dict, str]:
         body = {"displayName": name, "connectionId": connection_id, "segments": list(segments),
-                "mapping": dict(DEFAULT_MAPPING), "runOn": []}
+                "mapping": dict(DEFAULT_MAPPING), "runOn": [], **changes}
         response = self.call("POST", "exports", body, role=role, expect=201)
         return response.json(), response.headers["ETag"]
 
+    def run_to_end(self, export_id: str, timeout: float = 120.0) -> dict:
+        """Start a run of the export and wait until it has ended; the run as GET /api/runs/{id} shows it."""
+        run_id = self.call("POST", f"exports/{export_id}/runs", expect=202).json()["runId"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.call("GET", f"runs/{run_id}").json()
+            if run["finishedAt"]:
+                return run
+            time.sleep(0.2)
+        raise AssertionError(f"run {run_id} did not end within {timeout:.0f} s: {run}")
 
-@pytest.fixture(scope="package")
+
+@pytest.fixture(scope="module")
 def stack(azurite, tmp_path_factory):
     suffix = uuid.uuid4().hex[:8]
     patch = pytest.MonkeyPatch()
@@ -168,7 +186,8 @@ def open_page(browser, stack):
 
     def open_(role: str = "admin", path: str = "/#/exports", viewport: dict = DESKTOP, principal: str | None = None):
         identity, roles = ROLES[role]
-        context = browser.new_context(viewport=viewport, extra_http_headers={
+        # A fixed locale and time zone: dates and numbers read the same on every machine.
+        context = browser.new_context(viewport=viewport, locale="en-US", timezone_id="UTC", extra_http_headers={
             "X-MS-CLIENT-PRINCIPAL": principal or encode_principal(identity, roles)})
         context.set_default_timeout(15_000)
         contexts.append(context)
@@ -208,9 +227,10 @@ def _console(record: Watched, message) -> None:
 
 @pytest.fixture()
 def check_page(axe_source):
-    """check_page(page, name): axe-core finds no serious or critical violation; screenshot to docs/."""
+    """check_page(page, name, screenshot=False): axe-core finds no serious or critical violation; with
+    screenshot=True the page is saved as docs/console-<name>.png, its timestamps shown as SHOWN_AT."""
 
-    def check(page, name: str, *, screenshot: bool = True) -> None:
+    def check(page, name: str, *, screenshot: bool = False) -> None:
         page.wait_for_load_state("networkidle")
         page.evaluate(axe_source)
         result = page.evaluate("""async () => {
@@ -221,8 +241,22 @@ def check_page(axe_source):
         serious = [item for item in result if item["impact"] in ("serious", "critical")]
         assert not serious, f"axe-core on {name}: {json.dumps(serious, indent=1)}"
         if screenshot:
+            _pin_timestamps(page, name)
             DOCS.mkdir(exist_ok=True)
             page.evaluate("() => window.scrollTo(0, 0)")
-            page.screenshot(path=str(DOCS / f"console-{name}.png"), full_page=True)
+            page.screenshot(path=str(DOCS / f"console-{name}.png"), full_page=True, animations="disabled")
 
     return check
+
+
+def _pin_timestamps(page, name: str) -> None:
+    """Show every <time> as SHOWN_AT, in the console's own format (dom.js `when`), and make sure no other
+    date is on the page: a date outside a <time> element would make the screenshot differ on every run."""
+    shown = page.evaluate("""async (instant) => {
+        const {when} = await import("/dom.js");
+        for (const element of document.querySelectorAll("time[datetime]")) element.textContent = when(instant);
+        return when(instant);
+    }""", SHOWN_AT)
+    text = page.evaluate("() => document.body.innerText").replace(shown, "")
+    stray = re.findall(r"\b(?:19|20)\d\d\b", text)
+    assert not stray, f"{name}: a date outside a <time> element ({stray}) would change the screenshot on every run"

@@ -1,20 +1,22 @@
 """The console in a real browser: the journeys of an admin, a contributor and a caller without a role.
 
-Every page is scanned by axe-core and photographed into docs/ (check_page); console errors, calls
-outside the OpenAPI document and requests to other origins fail the test (conftest.open_page).
+Every page is scanned by axe-core (check_page), and the forms, the segments and the screens of callers
+who cannot use the console are photographed into docs/; the pages that list what was made are
+photographed by test_tour.py, from a world of its own. Console errors, calls outside the OpenAPI
+document and requests to other origins fail the test (conftest.open_page).
 """
 from __future__ import annotations
 
 import csv
 import io
 import re
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
 
+from tests.console.conftest import MOBILE
 from tools.sample_export import DEFAULT_MAPPING
-
-MOBILE = {"width": 360, "height": 740}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ def test_admin_adds_a_connection_refused_without_consent_and_with_a_bad_key(open
     good_key = stack.sandbox.add_key("brand-webshop")
     page.get_by_label("API key").fill(good_key)
     expect(page.get_by_label("API key")).to_have_attribute("type", "password")
-    check_page(page, "connection-form")
+    check_page(page, "connection-form", screenshot=True)
 
     page.get_by_role("button", name="Connect").click()  # without "I agree"
     summary = page.locator(".form-summary")
@@ -55,7 +57,7 @@ def test_admin_adds_a_connection_refused_without_consent_and_with_a_bad_key(open
     expect(summary).to_contain_text("The API key is invalid")  # Omnisend's own words
     expect(page.locator("[data-field-box=apiKey] .error")).to_have_text("Was rejected by Omnisend.")
     expect(page.get_by_label("API key")).to_have_attribute("aria-invalid", "true")
-    check_page(page, "connection-refused")
+    check_page(page, "connection-refused", screenshot=True)
 
     page.get_by_label("API key").fill(good_key)
     page.get_by_role("button", name="Connect").click()
@@ -86,7 +88,7 @@ def test_admin_creates_an_export_by_picking_columns_runs_it_and_downloads_the_re
     assert "PrimaryEmail" in options and "LifetimeValue" in options
     page.get_by_label("Schedule").uncheck()
     page.get_by_label("Upload").uncheck()
-    check_page(page, "export-form")
+    check_page(page, "export-form", screenshot=True)
     page.get_by_role("button", name="Save").click()
 
     expect(page.get_by_role("heading", level=1)).to_have_text("Exports")
@@ -169,7 +171,7 @@ def test_field_errors_from_the_api_are_shown_beside_their_fields(open_page, shar
     expect(page.get_by_label("Display name")).to_have_attribute("aria-invalid", "true")
     summary.get_by_role("link", name="Segments").click()  # the summary links to the field
     expect(page.locator("[data-field-box=segments] input").first).to_be_focused()
-    check_page(page, "export-form-errors")
+    check_page(page, "export-form-errors", screenshot=True)
 
 
 def test_an_edit_after_someone_else_changed_the_export_says_so(open_page, stack, shared_connections):
@@ -220,7 +222,7 @@ def test_an_export_is_deleted_only_after_confirming_and_escape_cancels(open_page
 
 def test_contributor_sees_only_the_shared_connection_and_cannot_add_one(open_page, shared_connections, check_page):
     page = open_page("contributor", "/#/connections")
-    expect(page.locator("#who")).to_have_text("Role: Contributor")
+    expect(page.locator("#who")).to_have_text("contributor@contoso.com · Contributor")
     table = page.get_by_role("table")
     expect(table).to_contain_text("Shared shop")
     expect(table).not_to_contain_text("Internal store")
@@ -238,13 +240,25 @@ def test_contributor_sees_only_the_shared_connection_and_cannot_add_one(open_pag
     assert "Shared shop" in options and "Internal store" not in options
 
 
+def test_the_console_learns_who_is_calling_from_api_me_and_changes_nothing_to_find_out(open_page):
+    page = open_page("admin", "/#/segments")
+    calls = []
+    page.on("request", lambda request: calls.append((request.method, urlsplit(request.url).path)))
+    page.reload()
+    expect(page.locator("#who")).to_have_text("admin@contoso.com · Admin")
+    page.wait_for_load_state("networkidle")
+    api_calls = [call for call in calls if call[1].startswith("/api/")]
+    assert api_calls[0] == ("GET", "/api/me"), api_calls
+    assert {method for method, _ in api_calls} == {"GET"}, api_calls
+
+
 def test_a_caller_without_a_role_gets_the_explanation(open_page, check_page):
     page = open_page("norole", "/")
     expect(page.get_by_role("heading", level=1)).to_have_text("You have no role in this app")
     expect(page.locator("main")).to_contain_text("Exports.Admin")
     expect(page.locator("main")).to_contain_text("this needs the Exports.Admin or Exports.Contributor role")
     expect(page.get_by_role("navigation")).to_be_hidden()
-    check_page(page, "no-role")
+    check_page(page, "no-role", screenshot=True)
 
 
 def test_an_unreadable_principal_is_asked_to_sign_in(open_page):
@@ -262,7 +276,7 @@ def test_segments_show_layout_columns_and_the_exports_that_cannot_be_read(open_p
     expect(table.get_by_role("row").filter(has_text="Vip")).to_contain_text("12 columns: CustomerId, FirstName")
     expect(page.get_by_role("alert")).to_contain_text("cannot be read")
     expect(page.get_by_role("alert")).to_contain_text("CustomerInsights_broken/Half/model.json")
-    check_page(page, "segments")
+    check_page(page, "segments", screenshot=True)
     stack.segments.delete_blob("CustomerInsights_broken/Half/model.json")
 
 
@@ -308,23 +322,4 @@ def test_every_page_is_readable_360_px_wide(open_page, check_page, shared_connec
     page.wait_for_load_state("networkidle")
     overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"{path} is {overflow}px wider than 360 px"
-    check_page(page, "exports-360", screenshot=(role, path) == ("admin", "/#/exports"))
-
-
-def test_where_the_api_needs_a_function_key_the_console_asks_for_it_once(open_page, stack, check_page):
-    stack.host.function_key = "console-test-key"  # as in Azure: the Functions host checks keys on /api
-    try:
-        page = open_page("admin", "/#/exports")
-        expect(page.get_by_role("heading", level=1)).to_have_text("This app needs its function key")
-        expect(page.get_by_label("Function key")).to_have_attribute("type", "password")
-        check_page(page, "function-key")
-        page.get_by_label("Function key").fill("not-the-key")
-        page.get_by_role("button", name="Use this key").click()
-        expect(page.get_by_role("alert")).to_have_text("That key was not accepted.")
-        page.get_by_label("Function key").fill("console-test-key")
-        page.get_by_role("button", name="Use this key").click()
-        expect(page.get_by_role("heading", level=1)).to_have_text("Exports")
-        page.reload()  # kept for the tab's session
-        expect(page.get_by_role("heading", level=1)).to_have_text("Exports")
-    finally:
-        stack.host.function_key = None
+    check_page(page, path)

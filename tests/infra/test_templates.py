@@ -137,6 +137,25 @@ def binding_expressions() -> set[str]:
     return set(re.findall(r"%([A-Za-z_][A-Za-z0-9_]*)%", FUNCTION_APP_PY.read_text(encoding="utf-8")))
 
 
+def http_routes() -> dict[str, dict[str, str]]:
+    """function_app.py's HTTP functions: {function name: {"route": ..., "auth_level": "ANONYMOUS" | ...}}."""
+    routes = {}
+    for node in ast.walk(ast.parse(FUNCTION_APP_PY.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        calls = [d for d in node.decorator_list if isinstance(d, ast.Call)]
+        names = [ast.literal_eval(d.args[0]) for d in calls if getattr(d.func, "attr", None) == "function_name"]
+        for call in (d for d in calls if getattr(d.func, "attr", None) == "route"):
+            arguments = {keyword.arg: keyword.value for keyword in call.keywords}
+            level = arguments.get("auth_level")
+            routes[names[0] if names else node.name] = {
+                "route": ast.literal_eval(arguments["route"]),
+                # func.AuthLevel.X; without one the app's http_auth_level (FunctionApp's default: FUNCTION)
+                "auth_level": level.attr if isinstance(level, ast.Attribute) else "DEFAULT",
+            }
+    return routes
+
+
 def function_names() -> set[str]:
     names = set()
     for node in ast.walk(ast.parse(FUNCTION_APP_PY.read_text(encoding="utf-8"))):
@@ -515,29 +534,29 @@ def test_easy_auth_returns_401_and_excludes_only_the_webhook_and_health(template
     assert validation["requireAuthentication"] is True
     assert validation["unauthenticatedClientAction"] == "Return401"
     # Event Grid's webhook carries the blobs_extension key, probes carry nothing; everything else (the
-    # API, openapi.json, a console at the root) stays behind Easy Auth. The health path is host.json's
-    # routePrefix plus the health function's route: a change to either must move the exclusion with it.
-    assert sorted(validation["excludedPaths"]) == sorted([_health_path(), "/runtime/webhooks/blobs"])
+    # API, openapi.json, a console at the root) stays behind Easy Auth. The health path follows host.json's
+    # routePrefix and the health function's route: a change of either must move the exclusion with it.
+    host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+    prefix = ((host.get("extensions") or {}).get("http") or {}).get("routePrefix", "api").strip("/")
+    route = http_routes()["health"]["route"] if FUNCTION_APP_PY.exists() else "health"
+    health = "/" + "/".join(part for part in (prefix, route.strip("/")) if part)
+    assert sorted(validation["excludedPaths"]) == sorted([health, "/runtime/webhooks/blobs"])
     assert properties["login"]["tokenStore"]["enabled"] is False, "no token store: nothing to keep secret"
 
 
-_HEALTH_ROUTE = re.compile(r'@app\.route\(route="((?:[^"/]+/)*health)",[^)]*auth_level=func\.AuthLevel\.(\w+)')
-
-
-def _health_path() -> str:
-    host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
-    prefix = ((host.get("extensions") or {}).get("http") or {}).get("routePrefix", "api").strip("/")
-    route = _HEALTH_ROUTE.search(FUNCTION_APP_PY.read_text(encoding="utf-8")).group(1)
-    return "/" + "/".join(part for part in (prefix, route) if part)
-
-
-def test_the_health_route_is_anonymous_in_the_app():
+def test_no_http_route_of_the_app_needs_a_function_key():
     if not FUNCTION_APP_PY.exists():
         pytest.skip("function_app.py is not in this checkout")
-    found = _HEALTH_ROUTE.search(FUNCTION_APP_PY.read_text(encoding="utf-8"))
-    assert found and found.group(2) == "ANONYMOUS", \
-        "/api/health is excluded from Easy Auth; it must not need a function key either"
-    assert _health_path() == "/api/health"
+    routes = http_routes()
+    # api: every call is authorised by the app itself, from the App Service Authentication principal and
+    #   its app roles; with App Service Authentication off the app refuses every caller (the setting
+    #   WEBSITE_AUTH_ENABLED, read as trust_client_principal). A key would add no refusal, only a key
+    #   for the web console to handle.
+    # health: excluded from App Service Authentication for probes, which carry nothing.
+    # console: a browser opening a page has no key; App Service Authentication stands in front of it.
+    assert {name: route["auth_level"] for name, route in routes.items()} == \
+        {"api": "ANONYMOUS", "health": "ANONYMOUS", "console": "ANONYMOUS"}
+    assert routes["api"]["route"] == "api/{*path}" and routes["health"]["route"] == "api/health"
 
 
 def test_the_entra_app_roles_are_the_two_export_roles():
