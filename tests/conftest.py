@@ -6,6 +6,8 @@ import os
 import socket
 import threading
 import uuid
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 
@@ -48,6 +50,48 @@ def settings(azurite, tmp_path) -> Settings:
             "LOCAL_SECRETS_DIR": str(tmp_path / "secrets"),
         }
     )
+
+
+@contextmanager
+def hosted_app(azurite, secrets_dir, *, workers: int) -> Iterator[tuple]:
+    """The app in a dev host, as `func start` would run it, against Azurite and an Omnisend sandbox:
+    its own containers and queue, the sandbox as Omnisend with no rate limit in the way. Yields
+    (dev host, sandbox, segments container); afterwards checks that the sandbox saw only requests
+    and answers the contract allows."""
+    from shared.settings import get_settings
+    from shared.storage import container
+    from tools.devhost import DevHost
+    from tools.omnisend_sandbox import OmnisendSandbox
+
+    fast = 100_000  # requests per minute: the budget is not what these tests are about
+    suffix = uuid.uuid4().hex[:8]
+    patch = pytest.MonkeyPatch()
+    for name, value in {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "SEGMENTS_CONTAINER": f"segments-{suffix}",
+        "STATE_CONTAINER": f"state-{suffix}",
+        "EXPORT_QUEUE": f"chunks-{suffix}",
+        "LOCAL_SECRETS_DIR": str(secrets_dir),
+        "EXPORT_SCHEDULE": "0 0 2 * * *",
+        "KEY_VAULT_URL": "",
+    }.items():
+        patch.setenv(name, value)
+    sandbox = OmnisendSandbox(requests_per_minute=fast, tag_requests_per_minute=fast, batch_step_seconds=0.002).start()
+    patch.setenv("OMNISEND_API_URL", sandbox.url)
+    get_settings.cache_clear()
+    settings = get_settings()
+    segments = container(settings, settings.segments_container)
+    segments.create_container()
+    host = DevHost(port=0, workers=workers).start()
+    try:
+        yield host, sandbox, segments
+    finally:
+        host.stop()
+        sandbox.stop()
+        patch.undo()
+        get_settings.cache_clear()
+    violations = sandbox.contract_violations()
+    assert not violations, violations[:10]
 
 
 @pytest.fixture()

@@ -20,7 +20,7 @@ from ..omnisend import (
     RateLimitedError,
     TransientError,
 )
-from .errors import Deferred, Stopped
+from .errors import Deferred
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from shared.auth import ADMIN_ROLE, CONTRIBUTOR_ROLE, encode_principal
-from shared.settings import get_settings
+from tests.conftest import hosted_app
 from tools.browser import HOW_TO_INSTALL, find_chromium
 from tools.devhost import DevHost
 from tools.omnisend_sandbox import OmnisendSandbox
@@ -120,38 +120,12 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(azurite, tmp_path_factory):
-    suffix = uuid.uuid4().hex[:8]
-    patch = pytest.MonkeyPatch()
-    for name, value in {
-        "AzureWebJobsStorage": azurite.connection_string,
-        "SEGMENTS_CONTAINER": f"segments-{suffix}",
-        "STATE_CONTAINER": f"state-{suffix}",
-        "EXPORT_QUEUE": f"chunks-{suffix}",
-        "LOCAL_SECRETS_DIR": str(tmp_path_factory.mktemp("secrets")),
-        "EXPORT_SCHEDULE": "0 0 2 * * *",
-        "KEY_VAULT_URL": "",
-    }.items():
-        patch.setenv(name, value)
-    sandbox = OmnisendSandbox(requests_per_minute=FAST, tag_requests_per_minute=FAST, batch_step_seconds=0.002).start()
-    patch.setenv("OMNISEND_API_URL", sandbox.url)
-    get_settings.cache_clear()
-    settings = get_settings()
-    from shared.storage import container
-
-    segments = container(settings, settings.segments_container)
-    segments.create_container()
-    # Small segments, with some bad rows so that runs have rejects; one Customer Insights export too.
-    write_plain_segment(segments, "Vip", generate_profiles(40, seed=11, bad_share=0.15))
-    write_plain_segment(segments, "Newsletter", generate_profiles(30, seed=12, bad_share=0.1))
-    write_ci_export(segments, {"HighValue": generate_profiles(20, seed=13)}, partitions=1)
-    host = DevHost(port=0, workers=2).start()
-    yield Stack(host, sandbox, segments)
-    host.stop()
-    sandbox.stop()
-    patch.undo()
-    get_settings.cache_clear()
-    violations = sandbox.contract_violations()
-    assert not violations, violations[:10]
+    with hosted_app(azurite, tmp_path_factory.mktemp("secrets"), workers=2) as (host, sandbox, segments):
+        # Small segments, with some bad rows so that runs have rejects; one Customer Insights export too.
+        write_plain_segment(segments, "Vip", generate_profiles(40, seed=11, bad_share=0.15))
+        write_plain_segment(segments, "Newsletter", generate_profiles(30, seed=12, bad_share=0.1))
+        write_ci_export(segments, {"HighValue": generate_profiles(20, seed=13)}, partitions=1)
+        yield Stack(host, sandbox, segments)
 
 
 # --- pages ------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import requests
 
 from shared.runs.messages import ChunkMessage
 from shared.runs.store import RunStore
-from shared.settings import get_settings
+from tests.conftest import hosted_app
 from tests.oracle import expected_run, rejects_by_place
 from tools.devhost import DevHost
 from tools.omnisend_sandbox import OmnisendSandbox
@@ -102,35 +102,8 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(azurite, tmp_path_factory):
-    suffix = uuid.uuid4().hex[:8]
-    patch = pytest.MonkeyPatch()
-    for name, value in {
-        "AzureWebJobsStorage": azurite.connection_string,
-        "SEGMENTS_CONTAINER": f"segments-{suffix}",
-        "STATE_CONTAINER": f"state-{suffix}",
-        "EXPORT_QUEUE": f"chunks-{suffix}",
-        "LOCAL_SECRETS_DIR": str(tmp_path_factory.mktemp("secrets")),
-        "EXPORT_SCHEDULE": "0 0 2 * * *",
-        "KEY_VAULT_URL": "",
-    }.items():
-        patch.setenv(name, value)
-    sandbox = OmnisendSandbox(requests_per_minute=FAST, tag_requests_per_minute=FAST, batch_step_seconds=0.002).start()
-    patch.setenv("OMNISEND_API_URL", sandbox.url)
-    get_settings.cache_clear()
-    settings = get_settings()
-    from shared.storage import container
-
-    segments = container(settings, settings.segments_container)
-    segments.create_container()
-    host = DevHost(port=0, workers=4).start()
-    session = requests.Session()
-    yield Stack(host, sandbox, segments, session)
-    host.stop()
-    sandbox.stop()
-    patch.undo()
-    get_settings.cache_clear()
-    violations = sandbox.contract_violations()
-    assert not violations, violations[:10]
+    with hosted_app(azurite, tmp_path_factory.mktemp("secrets"), workers=4) as (host, sandbox, segments):
+        yield Stack(host, sandbox, segments, requests.Session())
 
 
 @pytest.fixture(scope="module")
