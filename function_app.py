@@ -67,8 +67,10 @@ def _answer(req: func.HttpRequest, path: str) -> func.HttpResponse:
     return func.HttpResponse(body=response.body, status_code=response.status, headers=response.headers)
 
 
+# Every 5 minutes: start the exports that came due since the last look, each on its own schedule (an
+# export's `schedule`, else EXPORT_SCHEDULE in UTC), once per due time (shared/runs/lifecycle.py).
 @app.function_name("scheduled_exports")
-@app.timer_trigger(schedule="%EXPORT_SCHEDULE%", arg_name="timer", run_on_startup=False)
+@app.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=False)
 def scheduled_exports(timer: func.TimerRequest) -> None:
     started = runs.start_scheduled_runs(get_settings())
     log.info("scheduled refresh: %d export run(s) recorded", len(started))

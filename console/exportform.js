@@ -18,9 +18,9 @@ export const CONTACT_FIELDS = [
 
 /** The form field an API error path belongs to: "mapping.email" -> "mapping.email", "segments[2]" -> "segments". */
 function fieldFor(path) {
-  if (/^mapping\.\w+$/.test(path)) return path;
+  if (/^mapping\.\w+$/.test(path) || path === "schedule.cron" || path === "schedule.timeZone") return path;
   const root = path.replace(/[[.].*$/, "");
-  return ["displayName", "connectionId", "segments", "mapping", "runOn", "tagContacts"].includes(root) ? root : null;
+  return ["displayName", "connectionId", "segments", "mapping", "runOn", "tagContacts", "schedule"].includes(root) ? root : null;
 }
 
 /** Columns every chosen segment has (names match case-insensitively, as the run engine matches them). */
@@ -38,7 +38,7 @@ export async function exportForm(context, exportId) {
     get("connections", {signal}), get("segments", {signal}),
     editing ? get(`exports/${segment(exportId)}`, {signal}) : Promise.resolve(null),
   ]);
-  const existing = current?.data || {displayName: "", connectionId: "", segments: [], mapping: {}, runOn: ["schedule", "upload"], tagContacts: true};
+  const existing = current?.data || {displayName: "", connectionId: "", segments: [], mapping: {}, runOn: ["schedule", "upload"], tagContacts: true, schedule: null};
   const etag = current?.etag || null;
   const title = editing ? `Edit “${existing.displayName}”` : "New export";
   const usable = connections.data.connections;
@@ -115,9 +115,28 @@ export async function exportForm(context, exportId) {
   for (const select of selects.values()) select.addEventListener("change", () => { chosenMapping[select.dataset.field.slice(8)] = select.value; });
 
   const runOn = choices({name: "runOn", legend: "Run on", hint: "Besides these, you can always start a run with “Run now”.", items: [
-    {value: "schedule", label: "Schedule", hint: "(the daily refresh)", checked: existing.runOn.includes("schedule")},
+    {value: "schedule", label: "Schedule", hint: "(as set below)", checked: existing.runOn.includes("schedule")},
     {value: "upload", label: "Upload", hint: "(when Customer Insights writes new data)", checked: existing.runOn.includes("upload")},
   ]});
+  const ownSchedule = existing.schedule || null;
+  const scheduleMode = choices({name: "schedule", legend: "Schedule", type: "radio",
+    hint: "When “Run on: Schedule” starts this export. Missed times run once when the app is back.", items: [
+      {value: "app", label: "Follow the app’s schedule", hint: "(EXPORT_SCHEDULE, in UTC)", checked: !ownSchedule},
+      {value: "own", label: "Its own schedule", checked: Boolean(ownSchedule)},
+    ]});
+  const cron = h("input", {type: "text", autocomplete: "off", spellcheck: "false", maxlength: "200",
+    value: ownSchedule?.cron || "0 0 6 * * *"});
+  const zone = h("input", {type: "text", autocomplete: "off", spellcheck: "false", maxlength: "100",
+    value: ownSchedule?.timeZone || "UTC"});
+  const ownFields = h("div", {class: "panel"},
+    field({name: "schedule.cron", label: "Cron expression", control: cron,
+      hint: "NCRONTAB (second minute hour day month day-of-week, e.g. “0 0 6 * * *” for 06:00 daily) or 5-field cron (e.g. “0 6 * * Mon”)."}),
+    field({name: "schedule.timeZone", label: "Time zone", control: zone,
+      hint: "An IANA time zone name, e.g. “Europe/Vilnius” or “UTC”. Daylight-saving changes neither skip nor repeat a run."}));
+  scheduleMode.append(ownFields);
+  const showOwn = () => { ownFields.hidden = !checkedValues(scheduleMode).includes("own"); };
+  scheduleMode.addEventListener("change", showOwn);
+  showOwn();
   const tags = choices({name: "tagContacts", legend: "Tags", items: [
     {value: "yes", label: "Tag contacts with their segments' names", checked: existing.tagContacts,
       hint: "(and take the tag off contacts that left a segment)"},
@@ -133,6 +152,7 @@ export async function exportForm(context, exportId) {
     segmentBox,
     mappingBox,
     runOn,
+    scheduleMode,
     tags,
     h("p", {class: "hint"}, "Saving never runs the export."),
     h("div", {class: "actions"}, save, h("a", {class: "button", href: editing ? `#/exports/${segment(exportId)}/runs` : "#/exports"}, "Cancel")),
@@ -149,6 +169,7 @@ export async function exportForm(context, exportId) {
       mapping,
       runOn: checkedValues(runOn),
       tagContacts: checkedValues(tags).includes("yes"),
+      schedule: checkedValues(scheduleMode).includes("own") ? {cron: cron.value, timeZone: zone.value} : null,
     };
     save.disabled = true;
     form.setAttribute("aria-busy", "true");

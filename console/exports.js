@@ -9,6 +9,10 @@ export function runOnWords(runOn) {
   return runOn.length ? runOn.map((item) => words[item] || item).join(", ") + " and on demand" : "On demand only";
 }
 
+export function scheduleWords(schedule) {
+  return schedule ? `Schedule: ${schedule.cron} (${schedule.timeZone})` : "Schedule: the app’s (UTC)";
+}
+
 export async function exportsPage(context) {
   const {signal} = context;
   const [exports, connections] = await Promise.all([get("exports", {signal}), get("connections", {signal})]);
@@ -31,7 +35,7 @@ export async function exportsPage(context) {
   }
   page.append(h("table", {},
     h("caption", {class: "visually-hidden"}, "Exports"),
-    h("thead", {}, h("tr", {}, ["Export", "Connection", "Segments", "Runs on", "Last run", "Actions"]
+    h("thead", {}, h("tr", {}, ["Export", "Connection", "Segments", "Runs on", "Next run", "Last run", "Actions"]
       .map((name) => h("th", {scope: "col"}, name)))),
     h("tbody", {}, list.map((item, index) => exportRow(context, item, names, lastRuns[index]))),
   ));
@@ -90,7 +94,9 @@ function exportRow(context, item, names, lastRun) {
       item.tagContacts ? null : h("span", {class: "columns"}, h("br"), "Contacts are not tagged")),
     h("td", {"data-label": "Connection"}, names.get(item.connectionId) || item.connectionId),
     h("td", {"data-label": "Segments"}, h("ul", {}, item.segments.map((name) => h("li", {}, name)))),
-    h("td", {"data-label": "Runs on"}, runOnWords(item.runOn)),
+    h("td", {"data-label": "Runs on"}, runOnWords(item.runOn),
+      item.runOn.includes("schedule") ? h("span", {class: "columns"}, h("br"), scheduleWords(item.schedule)) : null),
+    h("td", {"data-label": "Next run"}, item.nextRunAt ? time(item.nextRunAt) : h("span", {}, "Not on schedule")),
     h("td", {"data-label": "Last run"}, last),
     actions,
   );

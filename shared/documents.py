@@ -163,6 +163,9 @@ class Export:
     created_by: str
     run_on: list[str] = field(default_factory=lambda: list(RUN_ON_VALUES))
     tag_contacts: bool = True
+    # {"cron": ..., "timeZone": ...} as Schedule.to_dict() gives it, or None: follow the app's EXPORT_SCHEDULE
+    # (UTC). Parsed where it is used (shared.schedule.Schedule.from_dict), validated by the API on save.
+    schedule: dict[str, str] | None = None
     etag: str | None = field(default=None, compare=False, repr=False)  # set when read from storage
 
     def to_api(self) -> dict[str, Any]:
@@ -174,6 +177,7 @@ class Export:
             "mapping": dict(self.mapping),
             "runOn": list(self.run_on),
             "tagContacts": self.tag_contacts,
+            "schedule": dict(self.schedule) if self.schedule is not None else None,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
             "createdBy": self.created_by,
@@ -188,6 +192,10 @@ class Export:
         mapping = doc.get("mapping", dict)
         if not all(isinstance(key, str) and isinstance(value, str) for key, value in mapping.items()):
             raise DocumentError(f"{where}: field 'mapping' must map names to column names (strings)")
+        schedule = doc.get("schedule", dict, None, nullable=True)  # documents saved before schedules: None
+        if schedule is not None and not (set(schedule) == {"cron", "timeZone"}
+                                         and all(isinstance(value, str) for value in schedule.values())):
+            raise DocumentError(f"{where}: field 'schedule' must be null or {{\"cron\": ..., \"timeZone\": ...}} (strings)")
         return cls(
             id=doc.get("id", str),
             display_name=doc.get("displayName", str),
@@ -196,6 +204,7 @@ class Export:
             mapping=dict(mapping),
             run_on=doc.string_list("runOn"),
             tag_contacts=doc.get("tagContacts", bool, True),
+            schedule=dict(schedule) if schedule is not None else None,
             created_at=doc.get("createdAt", str),
             updated_at=doc.get("updatedAt", str),
             created_by=doc.get("createdBy", str),

@@ -40,7 +40,7 @@ class Settings:
     segments_container: str = "segments"
     state_container: str = "export-state"
     export_queue: str = "export-chunks"
-    export_schedule: str = DEFAULT_SCHEDULE
+    export_schedule: str = DEFAULT_SCHEDULE  # the schedule (cron, UTC) of exports whose own `schedule` is null
     omnisend_api_url: str = DEFAULT_OMNISEND_API_URL
     key_vault_url: str | None = None
     azure_client_id: str | None = None
@@ -89,12 +89,19 @@ class Settings:
         rows = whole("CHUNK_ROWS", get("CHUNK_ROWS", "1000"), 100, 5000)
         stall_minutes = whole("RUN_STALL_MINUTES", get("RUN_STALL_MINUTES", "30"), 1, 1440)
         max_hours = whole("RUN_MAX_HOURS", get("RUN_MAX_HOURS", "6"), 1, 168)
+        schedule = get("EXPORT_SCHEDULE", DEFAULT_SCHEDULE)
+        from .schedule import InvalidScheduleError, app_schedule  # shared.schedule imports this module's users
+
+        try:  # no longer a binding the host checks: the timer fires every 5 minutes and reads it here
+            app_schedule(schedule)
+        except InvalidScheduleError as error:
+            raise ValueError(f"setting {error}") from None
         return cls(
             storage=storage,
             segments_container=get("SEGMENTS_CONTAINER", "segments"),
             state_container=get("STATE_CONTAINER", "export-state"),
             export_queue=get("EXPORT_QUEUE", "export-chunks"),
-            export_schedule=get("EXPORT_SCHEDULE", DEFAULT_SCHEDULE),
+            export_schedule=schedule,
             omnisend_api_url=get("OMNISEND_API_URL", DEFAULT_OMNISEND_API_URL).rstrip("/"),
             key_vault_url=get("KEY_VAULT_URL"),
             azure_client_id=get("AZURE_CLIENT_ID"),

@@ -123,3 +123,17 @@ def test_a_corrupt_document_names_its_blob(store, settings):
     client.upload_blob("exports/broken.json", json.dumps(wrong_type), overwrite=True)
     with pytest.raises(DocumentError, match="exports/broken.json.*'displayName'"):
         store.get_export("broken")
+
+
+def test_an_export_schedule_round_trips_and_older_documents_read_as_following_the_app(store, settings):
+    own = make_export("exp-own", schedule={"cron": "0 0 6 * * *", "timeZone": "Europe/Vilnius"})
+    store.put_export(own)
+    assert store.get_export("exp-own").schedule == {"cron": "0 0 6 * * *", "timeZone": "Europe/Vilnius"}
+    client = container(settings, settings.state_container)
+    older = make_export("exp-old").to_document()
+    del older["schedule"]  # saved before exports had schedules
+    client.upload_blob("exports/exp-old.json", json.dumps(older), overwrite=True)
+    assert store.get_export("exp-old").schedule is None
+    client.upload_blob("exports/exp-old.json", json.dumps({**older, "schedule": {"cron": 5}}), overwrite=True)
+    with pytest.raises(DocumentError, match="exports/exp-old.json.*'schedule'"):
+        store.get_export("exp-old")

@@ -5,10 +5,13 @@ Contributors may create, change, run and delete exports on connections usable by
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Any
 
 from ..documents import RUN_ON_VALUES, Connection, DocumentConflictError, DocumentNotFoundError, Export, new_id, utc_now
 from ..problems import ApiProblem, FieldError
+from ..schedule import InvalidScheduleError, Schedule, app_schedule, next_run_at, schedule_of
+from ..settings import Settings
 from .access import get_export as _get_export
 from .access import require_usable
 from .http import ApiResponse, json_response, location
@@ -18,6 +21,16 @@ from .validation import BodyField, boolean, column_map, list_of, one_of, parse_b
 
 log = logging.getLogger(__name__)
 
+
+def _schedule(value: Any, path: str) -> list[FieldError]:
+    """`{"cron": ..., "timeZone": ...}`: errors at `schedule.cron` / `schedule.timeZone` (null is allowed)."""
+    try:
+        Schedule.from_dict(value, path=path)
+    except InvalidScheduleError as error:
+        return list(error.problems)
+    return []
+
+
 EXPORT_FIELDS = (
     BodyField("displayName", text(200), required=True),
     BodyField("connectionId", token(64), required=True),
@@ -26,7 +39,28 @@ EXPORT_FIELDS = (
     BodyField("runOn", list_of(one_of(*RUN_ON_VALUES), min_items=0, max_items=2),
               default=lambda: list(RUN_ON_VALUES)),
     BodyField("tagContacts", boolean, default=True),
+    BodyField("schedule", _schedule, default=None, nullable=True),
 )
+
+
+def _stored_schedule(value: dict[str, Any] | None) -> dict[str, str] | None:
+    """The schedule as stored: normalised (cron whitespace, the zone's canonical name, UTC by default)."""
+    return None if value is None else Schedule.from_dict(value).to_dict()
+
+
+def next_run(export: Export, settings: Settings, now: datetime | None = None) -> str | None:
+    """When the timer next starts the export (ISO 8601 UTC), or None: not on schedule (or no further time)."""
+    try:
+        schedule = schedule_of(export, app_schedule(settings.export_schedule))
+    except InvalidScheduleError as error:  # a stored schedule this host can no longer read
+        log.warning("export %s: its schedule cannot be read: %s", export.id, error)
+        return None
+    at = None if schedule is None else next_run_at(schedule, now or datetime.now(timezone.utc))
+    return None if at is None else at.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def export_view(export: Export, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
+    return {**export.to_api(), "nextRunAt": next_run(export, settings, now)}
 
 
 def _validated_export(context: Context, body: dict[str, Any]) -> tuple[Connection, list[str], dict[str, str]]:
@@ -56,9 +90,10 @@ def _validated_export(context: Context, body: dict[str, Any]) -> tuple[Connectio
     return connection, [segment.name for segment in chosen], field_mapping.to_dict()
 
 
-def _export_response(status: int, export: Export, extra_headers: dict[str, str] | None = None) -> ApiResponse:
+def _export_response(context: Context, status: int, export: Export,
+                     extra_headers: dict[str, str] | None = None) -> ApiResponse:
     headers = {"ETag": export.etag} if export.etag else {}
-    return json_response(status, export.to_api(), {**headers, **(extra_headers or {})})
+    return json_response(status, export_view(export, context.settings), {**headers, **(extra_headers or {})})
 
 
 @route("POST", "/exports", Access.MEMBER)
@@ -69,11 +104,12 @@ def create_export(context: Context) -> ApiResponse:
     export = Export(
         id=new_id(), display_name=body["displayName"].strip(), connection_id=connection.id,
         segments=segment_names, mapping=field_mapping, run_on=list(body["runOn"]),
-        tag_contacts=body["tagContacts"], created_at=now, updated_at=now, created_by=context.identity,
+        tag_contacts=body["tagContacts"], schedule=_stored_schedule(body["schedule"]),
+        created_at=now, updated_at=now, created_by=context.identity,
     )
     context.store.put_export(export)  # saving never runs it
     log.info("export %s created by %s", export.id, context.identity)
-    return _export_response(201, export, location(f"exports/{export.id}"))
+    return _export_response(context, 201, export, location(f"exports/{export.id}"))
 
 
 @route("GET", "/exports", Access.MEMBER)
@@ -82,12 +118,13 @@ def list_exports(context: Context) -> ApiResponse:
     if not context.is_admin:
         usable = {item.id for item in context.store.list_connections() if item.usable_by_contributors}
         exports = [item for item in exports if item.connection_id in usable]
-    return json_response(200, {"exports": [item.to_api() for item in exports]})
+    now = datetime.now(timezone.utc)
+    return json_response(200, {"exports": [export_view(item, context.settings, now) for item in exports]})
 
 
 @route("GET", "/exports/{exportId}", Access.MEMBER)
 def get_export(context: Context) -> ApiResponse:
-    return _export_response(200, _get_export(context, context.params["exportId"]))
+    return _export_response(context, 200, _get_export(context, context.params["exportId"]))
 
 
 @route("PUT", "/exports/{exportId}", Access.MEMBER)
@@ -101,8 +138,8 @@ def replace_export(context: Context) -> ApiResponse:
     export = Export(
         id=current.id, display_name=body["displayName"].strip(), connection_id=connection.id,
         segments=segment_names, mapping=field_mapping, run_on=list(body["runOn"]),
-        tag_contacts=body["tagContacts"], created_at=current.created_at, updated_at=utc_now(),
-        created_by=current.created_by,
+        tag_contacts=body["tagContacts"], schedule=_stored_schedule(body["schedule"]),
+        created_at=current.created_at, updated_at=utc_now(), created_by=current.created_by,
     )
     try:
         context.store.put_export(export, if_match=current.etag)
@@ -110,7 +147,7 @@ def replace_export(context: Context) -> ApiResponse:
         code = "precondition_failed" if if_match else "edit_conflict"
         raise ApiProblem(code, f"export {current.id!r} was changed at the same time; GET it and retry") from None
     log.info("export %s replaced by %s", export.id, context.identity)
-    return _export_response(200, export)
+    return _export_response(context, 200, export)
 
 
 @route("DELETE", "/exports/{exportId}", Access.MEMBER)

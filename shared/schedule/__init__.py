@@ -13,6 +13,8 @@ How it is meant to be called:
   (on the very first look, the saved time alone); when due_at is not None and
   `claim_due_run(state, export.id, due_at)` is True, start the run (trigger "schedule"). Then
   `advance_cursor(state, cursor, now)`. A timer that was down starts each missed export once.
+  shared/runs/lifecycle.py (`start_scheduled_runs`) is that timer; `schedule_of`, `window_start` and
+  `scheduled_run_id` (shared/schedule/_exports.py) are its per-export decisions.
 - **Planner / worker**: nothing here; a scheduled run is a run like any other.
 
 Pure parts (`parse_cron`, `Schedule`, `due`, `next_run_at`, `latest_due`, `instant_of`) never touch
@@ -23,6 +25,7 @@ from ._claim import (
 )
 from ._cron import CronExpression, parse_cron
 from ._errors import InvalidScheduleError, ScheduleError
+from ._exports import own_schedule, saved_at, schedule_of, scheduled_run_id, window_start
 from ._timing import (
     SCHEDULE_FIELDS, Schedule, app_schedule, due, effective_schedule, instant_of, latest_due, next_run_at,
 )
@@ -30,5 +33,6 @@ from ._timing import (
 __all__ = [
     "CLAIMS_PREFIX", "CURSOR_BLOB", "CronExpression", "Cursor", "InvalidScheduleError", "SCHEDULE_FIELDS",
     "Schedule", "ScheduleError", "advance_cursor", "app_schedule", "claim_blob_name", "claim_due_run", "due",
-    "effective_schedule", "instant_of", "latest_due", "next_run_at", "parse_cron", "read_cursor",
+    "effective_schedule", "instant_of", "latest_due", "next_run_at", "own_schedule", "parse_cron", "read_cursor",
+    "saved_at", "schedule_of", "scheduled_run_id", "window_start",
 ]

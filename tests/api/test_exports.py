@@ -117,3 +117,61 @@ def test_a_mapping_with_huge_column_names_or_too_many_entries_is_400_and_not_ech
     assert len(huge.body) < 2_000
     many = api("POST", "exports", json_body=export_body(connection.id, mapping={f"c{i}": "C" for i in range(33)}))
     assert many.json()["errors"] == [{"field": "mapping", "message": "must have at most 32 entries, got 33"}]
+
+
+def test_a_bad_cron_and_an_unknown_zone_are_field_errors_and_nothing_is_saved(api, api_connection, api_segments):
+    body = export_body(api_connection().id, schedule={"cron": "0 0 25 * * *", "timeZone": "Europe/Vilnus"})
+    problem = api("POST", "exports", json_body=body).json()
+    assert (problem["status"], problem["code"]) == (400, "validation_failed")
+    messages = {error["field"]: error["message"] for error in problem["errors"]}
+    assert set(messages) == {"schedule.cron", "schedule.timeZone"}
+    assert "hour" in messages["schedule.cron"] and "25" in messages["schedule.cron"]
+    assert "'Europe/Vilnus' is not an IANA time zone name" in messages["schedule.timeZone"]
+    not_an_object = api("POST", "exports", json_body=export_body(api_connection().id, schedule="daily")).json()
+    assert [error["field"] for error in not_an_object["errors"]] == ["schedule"]
+    assert api("GET", "exports").json()["exports"] == []
+
+
+def next_times(settings, schedule) -> set:
+    """nextRunAt as the API may show it now or a moment later (a due time can pass during the call)."""
+    from datetime import datetime, timedelta, timezone
+
+    from shared.schedule import app_schedule, next_run_at
+
+    schedule = schedule or app_schedule(settings.export_schedule)
+    now = datetime.now(timezone.utc)
+    return {next_run_at(schedule, at).isoformat().replace("+00:00", "Z") for at in (now, now + timedelta(seconds=30))}
+
+
+def test_an_export_shows_its_schedule_and_next_run(api, api_settings, api_connection, api_segments,
+                                                   exports_api_contract):
+    from shared.schedule import Schedule
+
+    connection = api_connection()
+    body = export_body(connection.id, runOn=["schedule"],
+                       schedule={"cron": " 0  6 * * Mon ", "timeZone": "europe/vilnius"})
+    problem = api("POST", "exports", json_body=body).json()
+    assert problem["errors"] == [{"field": "schedule.timeZone", "message": "'europe/vilnius' is not an IANA time zone "
+                                                                           "name; did you mean 'Europe/Vilnius'?"}]
+    body["schedule"]["timeZone"] = "Europe/Vilnius"
+    created = api("POST", "exports", json_body=body)
+    exports_api_contract.check(created, "POST", "/exports")
+    export = created.json()
+    assert export["schedule"] == {"cron": "0 6 * * Mon", "timeZone": "Europe/Vilnius"}  # stored normalised
+    assert export["nextRunAt"] in next_times(api_settings, Schedule.parse("0 6 * * Mon", "Europe/Vilnius"))
+
+    following = api("POST", "exports", json_body=export_body(connection.id, schedule=None)).json()
+    assert following["schedule"] is None
+    assert following["nextRunAt"] in next_times(api_settings, None)  # the app's EXPORT_SCHEDULE, in UTC
+    on_demand = api("POST", "exports", json_body=export_body(connection.id, runOn=["upload"],
+                                                             schedule=body["schedule"]))
+    assert on_demand.json()["nextRunAt"] is None  # runOn without "schedule": the timer never starts it
+
+    listed = api("GET", "exports")
+    exports_api_contract.check(listed, "GET", "/exports")
+    shown = {item["id"]: item["nextRunAt"] for item in listed.json()["exports"]}
+    assert shown == {export["id"]: export["nextRunAt"], following["id"]: following["nextRunAt"],
+                     on_demand.json()["id"]: None}
+    dropped = api("PUT", f"exports/{export['id']}", json_body={**body, "schedule": None})
+    exports_api_contract.check(dropped, "PUT", "/exports/{exportId}")
+    assert dropped.json()["schedule"] is None and dropped.json()["nextRunAt"] in next_times(api_settings, None)

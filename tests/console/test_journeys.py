@@ -86,7 +86,7 @@ def test_admin_creates_an_export_by_picking_columns_runs_it_and_downloads_the_re
     # A column is offered only when every chosen segment has it.
     options = page.get_by_label("Email").locator("option").all_inner_texts()
     assert "PrimaryEmail" in options and "LifetimeValue" in options
-    page.get_by_label("Schedule").uncheck()
+    page.get_by_label("Schedule", exact=True).uncheck()
     page.get_by_label("Upload").uncheck()
     check_page(page, "export-form", screenshot=True)
     page.get_by_role("button", name="Save").click()
@@ -172,6 +172,41 @@ def test_field_errors_from_the_api_are_shown_beside_their_fields(open_page, shar
     summary.get_by_role("link", name="Segments").click()  # the summary links to the field
     expect(page.locator("[data-field-box=segments] input").first).to_be_focused()
     check_page(page, "export-form-errors", screenshot=True)
+
+
+def test_an_export_gets_its_own_schedule_with_errors_beside_its_fields_and_shows_its_next_run(
+        open_page, stack, shared_connections, check_page):
+    page = open_page("admin", "/#/exports/new")
+    page.get_by_label("Display name").fill("Morning VIPs")
+    page.get_by_label("Connection").select_option(label="Shared shop")
+    page.get_by_label("Vip", exact=True).check()
+    page.get_by_label("Upload").uncheck()
+    expect(page.get_by_label("Cron expression")).to_be_hidden()  # following the app's schedule
+    page.get_by_label("Its own schedule").check()
+    page.get_by_label("Cron expression").fill("0 0 25 * * *")
+    page.get_by_label("Time zone").fill("Europe/Vilnus")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.locator("[data-field-box='schedule.cron'] .error")).to_contain_text("25 is out of range 0-23")
+    expect(page.locator("[data-field-box='schedule.timeZone'] .error")).to_contain_text("not an IANA time zone name")
+    expect(page.get_by_label("Time zone")).to_have_attribute("aria-invalid", "true")
+    check_page(page, "export-form-schedule-errors")
+    page.get_by_label("Cron expression").fill("0 0 6 * * *")
+    page.get_by_label("Time zone").fill("Europe/Vilnius")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Exports")
+    saved = next(item for item in stack.call("GET", "exports").json()["exports"] if item["displayName"] == "Morning VIPs")
+    assert saved["schedule"] == {"cron": "0 0 6 * * *", "timeZone": "Europe/Vilnius"} and saved["nextRunAt"]
+    row = page.get_by_role("row").filter(has_text="Morning VIPs")
+    expect(row.locator("[data-label='Next run'] time")).to_have_attribute("datetime", saved["nextRunAt"])
+    expect(row).to_contain_text("0 0 6 * * * (Europe/Vilnius)")
+    page.goto(page.url.split("#")[0] + f"#/exports/{saved['id']}/edit")
+    expect(page.get_by_label("Time zone")).to_have_value("Europe/Vilnius")
+    page.get_by_label("Follow the app’s schedule").check()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile("Runs of"))
+    assert stack.call("GET", f"exports/{saved['id']}").json()["schedule"] is None
 
 
 def test_an_edit_after_someone_else_changed_the_export_says_so(open_page, stack, shared_connections):

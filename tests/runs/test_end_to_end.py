@@ -9,12 +9,15 @@ import csv
 import io
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from itertools import count
 
 import pytest
 import requests
 
+from shared import schedule
+from shared.documents import DocumentStore
 from shared.runs.messages import ChunkMessage
 from shared.runs.store import RunStore
 from tests.conftest import hosted_app
@@ -151,13 +154,25 @@ def test_blob_upload_event_runs_the_exports_of_the_segments(stack, ci_export):
 def test_timer_runs_scheduled_exports(stack, ci_export):
     segments, _ = ci_export
     connection_id, brand = stack.connection()
-    export_id = stack.export(connection_id, ["schedule"])
+    export_id = stack.export(connection_id, ["schedule"])  # schedule null: EXPORT_SCHEDULE, 02:00 UTC
+    # As if saved two days ago and the timer last looked then: the latest 02:00 UTC has passed since.
+    settings = get_settings()
+    store = DocumentStore(settings)
+    two_days_ago = (datetime.now(timezone.utc) - timedelta(days=2)).isoformat().replace("+00:00", "Z")
+    export = store.get_export(export_id)
+    store.put_export(replace(export, created_at=two_days_ago, updated_at=two_days_ago), if_match=export.etag)
+    state = RunStore(settings).container
+    schedule.advance_cursor(state, schedule.read_cursor(state), datetime.now(timezone.utc) - timedelta(days=2))
+    assert stack.host.functions["scheduled_exports"].trigger["schedule"] == "0 */5 * * * *"
 
     stack.session.post(f"{stack.host.url}/admin/functions/scheduled_exports", json={"input": ""}, timeout=30)
     run = stack.only_run(export_id)
 
     assert run["trigger"] == "schedule"
     assert_final_state(stack, brand, run, segments)
+    stack.session.post(f"{stack.host.url}/admin/functions/scheduled_exports", json={"input": ""}, timeout=30)
+    stack.host.wait_idle(30)
+    assert [r["runId"] for r in stack.call("GET", f"exports/{export_id}/runs")["runs"]] == [run["runId"]]
 
 
 def test_http_run_survives_429_storms_5xx_drops_and_a_duplicated_message(stack, ci_export, monkeypatch):
