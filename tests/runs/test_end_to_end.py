@@ -20,6 +20,7 @@ from shared import schedule
 from shared.documents import DocumentStore
 from shared.runs.messages import ChunkMessage
 from shared.runs.store import RunStore
+from shared.settings import get_settings
 from tests.conftest import hosted_app
 from tests.oracle import expected_run, rejects_by_place
 from tools.devhost import DevHost
