@@ -8,6 +8,7 @@ A connection stores the *name* of the Key Vault secret that holds the Omnisend A
 """
 from __future__ import annotations
 
+import copy
 import json
 import re
 import uuid
@@ -19,6 +20,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ContentSettings
 
+from .mapping import FieldMapping, MappingError
 from .settings import Settings
 from .storage import container
 
@@ -163,7 +165,9 @@ class Export:
     display_name: str
     connection_id: str
     segments: list[str]
-    mapping: dict[str, str]  # a FieldMapping as its camelCase dict, e.g. {"email": "EMail", "firstName": ...}
+    # A FieldMapping as the API's camelCase JSON (FieldMapping.to_dict()), e.g. {"email": "EMail",
+    # "birthdate": "BirthDate", "customProperties": {"tier": {"column": "Tier", "type": "string", ...}}}
+    mapping: dict[str, Any]
     created_at: str
     updated_at: str
     created_by: str
@@ -171,13 +175,17 @@ class Export:
     tag_contacts: bool = True
     etag: str | None = field(default=None, compare=False, repr=False)  # set when read from storage
 
+    @property
+    def field_mapping(self) -> FieldMapping:
+        return FieldMapping.from_dict(self.mapping)
+
     def to_api(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "displayName": self.display_name,
             "connectionId": self.connection_id,
             "segments": list(self.segments),
-            "mapping": dict(self.mapping),
+            "mapping": copy.deepcopy(self.mapping),
             "runOn": list(self.run_on),
             "tagContacts": self.tag_contacts,
             "createdAt": self.created_at,
@@ -191,15 +199,18 @@ class Export:
     @classmethod
     def from_document(cls, data: Any, where: str) -> "Export":
         doc = _Reader(data, where)
-        mapping = doc.get("mapping", dict)
-        if not all(isinstance(key, str) and isinstance(value, str) for key, value in mapping.items()):
-            raise DocumentError(f"{where}: field 'mapping' must map names to column names (strings)")
+        # Documents written before birthdate, gender and customProperties hold column names only;
+        # both kinds are read by the same parser and kept in its (normalised) form.
+        try:
+            mapping = FieldMapping.from_dict(doc.get("mapping", dict)).to_dict()
+        except MappingError as error:
+            raise DocumentError(f"{where}: field 'mapping' cannot be used: {error}") from None
         return cls(
             id=doc.get("id", str),
             display_name=doc.get("displayName", str),
             connection_id=doc.get("connectionId", str),
             segments=doc.string_list("segments"),
-            mapping=dict(mapping),
+            mapping=mapping,
             run_on=doc.string_list("runOn"),
             tag_contacts=doc.get("tagContacts", bool, True),
             created_at=doc.get("createdAt", str),
