@@ -5,7 +5,7 @@ INFRA_VENV := .venv-infra
 PY := $(VENV)/bin/python
 PORT ?= 7071
 
-.PHONY: run test test-app test-infra bench sandbox devhost deps clean
+.PHONY: run test test-app test-infra bench sandbox devhost deps browser clean
 
 deps: $(VENV)/.installed node_modules/.installed
 
@@ -30,8 +30,19 @@ run: deps
 ## test: the whole suite; Azurite and the sandbox are started and stopped by the tests.
 test: test-app test-infra
 
-test-app: deps
+test-app: deps browser
 	$(PY) -m pytest tests --ignore=tests/infra
+
+## browser: a Chromium for the console's browser tests (tools/browser.py finds it by path; Playwright's own
+## download does not work everywhere). None found: Debian's `chromium` is installed when running as root.
+browser: $(VENV)/.installed
+	@$(PY) -m tools.browser || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian's chromium package for the console's browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && $(PY) -m tools.browser; \
+	  else \
+	    echo "make test: no Chromium found, and this is not a root shell with apt-get to install one (see above)" >&2; exit 1; \
+	  fi; }
 
 test-infra: $(INFRA_VENV)/.installed
 	$(INFRA_VENV)/bin/python -m pytest tests/infra
@@ -40,6 +51,7 @@ test-infra: $(INFRA_VENV)/.installed
 bench: deps
 	$(PY) -m bench.ingest
 	$(PY) -m bench.throughput
+	$(PY) -m bench.sync_state
 
 sandbox: deps
 	$(PY) -m tools.omnisend_sandbox --port 8765

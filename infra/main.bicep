@@ -30,9 +30,10 @@ param omnisendApiUrl string = 'https://api.omnisend.com/api'
 @description('Rows per queued chunk of an export (CHUNK_ROWS).')
 param chunkRows int = 1000
 
-@minValue(1)
+// Flex Consumption accepts 40 to 1000 ("the lowest maximum scale is currently 40").
+@minValue(40)
 @maxValue(1000)
-@description('Flex Consumption: the most instances the app scales out to.')
+@description('Flex Consumption: the most instances the app scales out to (40-1000).')
 param maximumInstanceCount int = 40
 
 @allowed([
@@ -52,6 +53,22 @@ param authTenantId string = tenant().tenantId
 @description('Object ID of the service principal Customer Insights writes blob exports with; empty: no role assignment.')
 param customerInsightsPrincipalId string = ''
 
+@description('Varies the Key Vault name. A deleted vault keeps its name for 90 days (soft delete, purge protection), so after `azd down` the postdown hook sets a new seed and the next `azd up` creates a vault with a new name. Empty: the original name.')
+param keyVaultSeed string = ''
+
+@description('E-mail address for alerts (failed run, rejected/failed rows, long run, poison messages); empty: no alerts.')
+param alertEmail string = ''
+
+@minValue(1)
+@maxValue(100)
+@description('Alert when a finished run rejected or failed more than this percentage of its rows.')
+param alertRejectedOrFailedPercent int = 5
+
+@minValue(1)
+@maxValue(72)
+@description('Alert when a run took longer than this many hours.')
+param alertRunHours int = 4
+
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -59,11 +76,24 @@ var tags = {
 var functionAppName = 'func-${resourceToken}'
 var deploymentContainerName = 'app-package-${resourceToken}'
 var systemTopicName = 'evgt-${resourceToken}'
+// Vault names are global and a deleted vault keeps its name while it is soft-deleted (purge
+// protection forbids purging it): a new seed gives a new name (see keyVaultSeed).
+var keyVaultName = empty(keyVaultSeed) ? 'kv-${resourceToken}' : 'kv-${uniqueString(resourceToken, keyVaultSeed)}'
 
 module identity 'modules/identity.bicep' = {
   name: 'identity'
   params: {
     name: 'id-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
     location: location
     tags: tags
   }
@@ -79,25 +109,40 @@ module storage 'modules/storage.bicep' = {
     stateContainerName: stateContainerName
     deploymentContainerName: deploymentContainerName
     exportQueueName: exportQueueName
-  }
-}
-
-module monitoring 'modules/monitoring.bicep' = {
-  name: 'monitoring'
-  params: {
-    logAnalyticsName: 'log-${resourceToken}'
-    applicationInsightsName: 'appi-${resourceToken}'
-    location: location
-    tags: tags
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
   }
 }
 
 module keyVault 'modules/keyvault.bicep' = {
   name: 'keyvault'
   params: {
-    name: 'kv-${resourceToken}'
+    name: keyVaultName
     location: location
     tags: tags
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+  }
+}
+
+module queries 'modules/queries.bicep' = {
+  name: 'queries'
+  params: {
+    name: 'pack-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module alerts 'modules/alerts.bicep' = if (!empty(alertEmail)) {
+  name: 'alerts'
+  params: {
+    location: location
+    tags: tags
+    alertEmail: alertEmail
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    rejectedOrFailedPercent: alertRejectedOrFailedPercent
+    runHours: alertRunHours
+    poisonQueueName: storage.outputs.exportPoisonQueueName
+    poisonPoisonQueueName: storage.outputs.exportPoisonPoisonQueueName
   }
 }
 
@@ -107,6 +152,14 @@ module roles 'modules/role-assignments.bicep' = {
     principalId: identity.outputs.principalId
     storageAccountName: storage.outputs.name
     segmentsContainerName: storage.outputs.segmentsContainerName
+    stateContainerName: storage.outputs.stateContainerName
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    hostsContainerName: storage.outputs.hostsContainerName
+    secretsContainerName: storage.outputs.secretsContainerName
+    exportQueueName: storage.outputs.exportQueueName
+    exportPoisonQueueName: storage.outputs.exportPoisonQueueName
+    exportPoisonPoisonQueueName: storage.outputs.exportPoisonPoisonQueueName
+    blobTriggerPoisonQueueName: storage.outputs.blobTriggerPoisonQueueName
     keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     customerInsightsPrincipalId: customerInsightsPrincipalId
@@ -128,6 +181,7 @@ module functionApp 'modules/function-app.bicep' = {
     identityClientId: identity.outputs.clientId
     blobEndpoint: storage.outputs.blobEndpoint
     queueEndpoint: storage.outputs.queueEndpoint
+    tableEndpoint: storage.outputs.tableEndpoint
     deploymentContainerName: storage.outputs.deploymentContainerName
     applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
     keyVaultUri: keyVault.outputs.uri
@@ -141,6 +195,7 @@ module functionApp 'modules/function-app.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     authClientId: authClientId
     authTenantId: authTenantId
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
   }
 }
 
@@ -165,5 +220,9 @@ output AZURE_STORAGE_ACCOUNT_ID string = storage.outputs.id
 output SEGMENTS_CONTAINER string = storage.outputs.segmentsContainerName
 output EVENTGRID_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
 output KEY_VAULT_URL string = keyVault.outputs.uri
+output KEY_VAULT_NAME string = keyVault.outputs.name
+output LOG_ANALYTICS_WORKSPACE_NAME string = monitoring.outputs.logAnalyticsWorkspaceName
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output ALERTS_ENABLED bool = !empty(alertEmail)
 output AZURE_CLIENT_ID string = identity.outputs.clientId
 output AUTH_ENABLED bool = !empty(authClientId)

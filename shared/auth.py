@@ -11,8 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
+
+from . import boundedjson
 
 PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
 PRINCIPAL_NAME_HEADER = "X-MS-CLIENT-PRINCIPAL-NAME"
@@ -32,6 +35,8 @@ _NAME_CLAIM_TYPES = (
     "oid",
 )
 _MAX_HEADER_CHARS = 32 * 1024
+MAX_IDENTITY_CHARS = 256
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # control characters, lone surrogates
 
 
 class PrincipalError(ValueError):
@@ -72,6 +77,10 @@ def parse_principal(value: str, *, name_header: str | None = None) -> Caller:
     identity = _identity(principal, claims) or (name_header or "").strip()
     if not identity:
         raise PrincipalError(f"{PRINCIPAL_HEADER} has no claim naming the caller (e.g. preferred_username or oid)")
+    # The identity is logged and stored as createdBy: bounded, one line, valid Unicode.
+    if len(identity) > MAX_IDENTITY_CHARS or _UNPRINTABLE.search(identity):
+        raise PrincipalError(f"{PRINCIPAL_HEADER} names the caller with more than {MAX_IDENTITY_CHARS} characters "
+                             "or with control characters")
     return Caller(identity=identity, roles=roles)
 
 
@@ -93,9 +102,11 @@ def _decode(value: str) -> dict[str, Any]:
     except (binascii.Error, ValueError):
         raise PrincipalError(f"{PRINCIPAL_HEADER} is not base64") from None
     try:
-        principal = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise PrincipalError(f"{PRINCIPAL_HEADER} is base64 but not JSON") from None
+        principal = boundedjson.loads(raw)
+    except boundedjson.JsonSyntaxError as error:  # not UTF-8, not JSON, or nested too deep
+        raise PrincipalError(f"{PRINCIPAL_HEADER} is base64 but not JSON: it {error}") from None
+    except boundedjson.JsonValueError as error:  # numbers too long or too large, lone surrogates
+        raise PrincipalError(f"{PRINCIPAL_HEADER} {error}") from None
     if not isinstance(principal, dict):
         raise PrincipalError(f"{PRINCIPAL_HEADER} must be a JSON object with a 'claims' list")
     return principal

@@ -38,7 +38,6 @@ Decisions (what a profile export may carry, and nothing that needs a guess):
 from __future__ import annotations
 
 import functools
-import math
 import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable, NamedTuple, Union

@@ -13,13 +13,12 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import ContainerClient, ContentSettings
+from azure.storage.blob import ContainerClient
 
+from . import blobstate
+from .blobstate import utc_now  # noqa: F401 - documents.utc_now is what callers import
 from .mapping import FieldMapping, MappingError
 from .settings import Settings
 from .storage import container
@@ -40,11 +39,6 @@ def new_id() -> str:
 
 def is_valid_id(value: str) -> bool:
     return bool(_ID_PATTERN.match(value))
-
-
-def utc_now() -> str:
-    """An ISO 8601 UTC timestamp with a `Z`, the format of every timestamp in documents and the API."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class DocumentError(Exception):
@@ -238,52 +232,50 @@ class _Collection:
 
     def get(self, doc_id: str):
         name = self._blob_name(doc_id)
-        try:
-            downloader = self._client().download_blob(name)
-        except ResourceNotFoundError:
-            raise DocumentNotFoundError(self.kind, doc_id) from None
-        return self._decode(downloader.readall(), name, downloader.properties.etag)
+        found = blobstate.read(self._client(), name)
+        if found is None:
+            raise DocumentNotFoundError(self.kind, doc_id)
+        return self._decode(found.data, name, found.etag)
 
-    def list(self) -> Iterator[Any]:
+    def list(self, errors: list[DocumentError] | None = None) -> Iterator[Any]:
+        """Every document of the folder; with `errors`, a corrupt one is added there instead of raised."""
         client = self._client()
-        for blob in client.list_blobs(name_starts_with=f"{self.folder}/"):
-            try:
-                downloader = client.download_blob(blob.name)
-            except ResourceNotFoundError:
+        for blob in blobstate.list_blobs(client, f"{self.folder}/"):
+            found = blobstate.read(client, blob.name)
+            if found is None:
                 continue  # deleted between listing and reading
-            yield self._decode(downloader.readall(), blob.name, downloader.properties.etag)
+            try:
+                yield self._decode(found.data, blob.name, found.etag)
+            except DocumentError as error:
+                if errors is None:
+                    raise
+                errors.append(error)
 
     def put(self, doc_id: str, document: dict[str, Any], if_match: str | None) -> str:
         """Create (if_match None: only if absent) or replace (only if the ETag still matches); new ETag."""
         name = self._blob_name(doc_id)
         data = json.dumps(document, indent=2, sort_keys=True).encode("utf-8")
-        content = ContentSettings(content_type="application/json")
-        blob = self._client().get_blob_client(name)
         try:
-            if if_match is None:
-                result = blob.upload_blob(data, overwrite=False, content_settings=content)
-            else:
-                result = blob.upload_blob(
-                    data, overwrite=True, content_settings=content,
-                    etag=if_match, match_condition=MatchConditions.IfNotModified,
-                )
-        except ResourceExistsError:
-            raise DocumentConflictError(self.kind, doc_id, "already exists") from None
-        except ResourceModifiedError:
-            raise DocumentConflictError(self.kind, doc_id, "was changed by someone else; read it again") from None
-        except ResourceNotFoundError:
-            raise DocumentNotFoundError(self.kind, doc_id) from None
-        return result["etag"]
+            return blobstate.write(self._client(), name, data, if_match=if_match, create_only=if_match is None,
+                                   content_settings=blobstate.JSON_CONTENT)
+        except blobstate.ConflictError as conflict:
+            raise self._conflict(doc_id, conflict) from None
 
     def delete(self, doc_id: str, if_match: str | None) -> None:
         name = self._blob_name(doc_id)
-        conditions = {} if if_match is None else {"etag": if_match, "match_condition": MatchConditions.IfNotModified}
         try:
-            self._client().delete_blob(name, **conditions)
-        except ResourceNotFoundError:
-            raise DocumentNotFoundError(self.kind, doc_id) from None
-        except ResourceModifiedError:
-            raise DocumentConflictError(self.kind, doc_id, "was changed by someone else; read it again") from None
+            deleted = blobstate.delete(self._client(), name, if_match=if_match)
+        except blobstate.ConflictError as conflict:
+            raise self._conflict(doc_id, conflict) from None
+        if not deleted:
+            raise DocumentNotFoundError(self.kind, doc_id)
+
+    def _conflict(self, doc_id: str, conflict: blobstate.ConflictError) -> DocumentError:
+        if conflict.reason == "missing":
+            return DocumentNotFoundError(self.kind, doc_id)
+        if conflict.reason == "exists":
+            return DocumentConflictError(self.kind, doc_id, "already exists")
+        return DocumentConflictError(self.kind, doc_id, "was changed by someone else; read it again")
 
     def _decode(self, raw: bytes, blob_name: str, etag: str):
         where = f"blob {blob_name!r}"
@@ -294,6 +286,9 @@ class _Collection:
         document = self._parse(data, where)
         document.etag = etag
         return document
+
+
+_ensured: set[str] = set()  # state containers known to exist, by URL (checked once per process)
 
 
 class DocumentStore:
@@ -308,10 +303,9 @@ class DocumentStore:
     def _client(self) -> ContainerClient:
         if self._container is None:
             client = container(self.settings, self.settings.state_container)
-            try:
-                client.create_container()
-            except ResourceExistsError:
-                pass
+            if client.url not in _ensured:
+                blobstate.ensure_container(client)
+                _ensured.add(client.url)
             self._container = client
         return self._container
 
@@ -334,8 +328,10 @@ class DocumentStore:
     def get_export(self, export_id: str) -> Export:
         return self._exports.get(export_id)
 
-    def list_exports(self, connection_id: str | None = None) -> list[Export]:
-        exports = (item for item in self._exports.list()
+    def list_exports(self, connection_id: str | None = None, *,
+                     errors: list[DocumentError] | None = None) -> list[Export]:
+        """Exports (of one connection); with `errors`, corrupt documents are collected there, not raised."""
+        exports = (item for item in self._exports.list(errors)
                    if connection_id is None or item.connection_id == connection_id)
         return sorted(exports, key=lambda item: (item.created_at, item.id))
 

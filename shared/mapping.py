@@ -23,7 +23,6 @@ from .custom_properties import (
     custom_property_problems,
 )
 from .problems import FieldError
-from .rejects import REJECTS_CSV_HEADER, Reject, rejects_to_csv  # noqa: F401  the run engine still imports these here
 from .rejects import RejectReason, RowRejection
 from .segments import RawRow
 

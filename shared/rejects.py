@@ -18,7 +18,7 @@ from enum import Enum
 from typing import Iterable, Iterator, NamedTuple, TextIO
 
 __all__ = [
-    "REJECTS_CSV_HEADER", "Reject", "RejectReason", "RowRejection", "csv_lines", "merge_csv_files", "neutralise",
+    "REJECTS_CSV_HEADER", "Reject", "RejectReason", "RowRejection", "csv_lines", "neutralise",
     "rejects_to_csv", "write_csv",
 ]
 
@@ -120,15 +120,3 @@ def rejects_to_csv(rejects: Iterable[Reject], *, header: bool = True) -> str:
     """The rejects of one chunk as one string (at most a chunk's rows); `csv_lines` or `write_csv`
     for anything larger."""
     return "".join(csv_lines(rejects, header=header))
-
-
-def merge_csv_files(files: Iterable[bytes]) -> Iterator[bytes]:
-    """One rejects file from many (e.g. one per chunk, each with or without its header), streamed:
-    the header once, then each file's rows in the order given. `files` may be a lazy iterable
-    (downloads), so only one file is held at a time."""
-    header = _HEADER_LINE.encode()
-    yield header
-    for data in files:
-        body = data[len(header):] if data.startswith(header) else data
-        if body:
-            yield body

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Mapping
 
@@ -46,10 +46,15 @@ class Settings:
     azure_client_id: str | None = None
     local_secrets_dir: str = os.path.join(os.path.expanduser("~"), ".omnisend-export", "secrets")
     chunk_rows: int = 1000
+    run_stall_minutes: int = 30  # a run without progress this long is re-driven by the watchdog
+    run_max_hours: int = 6  # a run still going after this long is failed by the watchdog
     # In App Service the X-MS-CLIENT-PRINCIPAL header is trustworthy only while App Service
     # Authentication is on (it then strips the header from incoming requests); off Azure (dev host,
     # func start) there is no platform to forge past.
     trust_client_principal: bool = True
+    # Where run telemetry goes (shared/telemetry.py); set in Azure only. A locator, not a credential:
+    # ingestion takes the app identity's Entra token (APPLICATIONINSIGHTS_AUTHENTICATION_STRING).
+    applicationinsights_connection_string: str | None = field(default=None, repr=False)
 
     @property
     def poison_queue(self) -> str:
@@ -71,13 +76,19 @@ class Settings:
             table_service_uri=get("AzureWebJobsStorage__tableServiceUri"),
             client_id=get("AzureWebJobsStorage__clientId") or get("AZURE_CLIENT_ID"),
         )
-        chunk_rows = get("CHUNK_ROWS", "1000")
-        try:
-            rows = int(chunk_rows)
-        except ValueError:
-            raise ValueError(f"setting CHUNK_ROWS must be a whole number, got {chunk_rows!r}") from None
-        if not 100 <= rows <= 5000:
-            raise ValueError(f"setting CHUNK_ROWS must be between 100 and 5000, got {rows}")
+
+        def whole(name: str, text: str, low: int, high: int) -> int:
+            try:
+                value = int(text)
+            except ValueError:
+                raise ValueError(f"setting {name} must be a whole number, got {text!r}") from None
+            if not low <= value <= high:
+                raise ValueError(f"setting {name} must be between {low} and {high}, got {value}")
+            return value
+
+        rows = whole("CHUNK_ROWS", get("CHUNK_ROWS", "1000"), 100, 5000)
+        stall_minutes = whole("RUN_STALL_MINUTES", get("RUN_STALL_MINUTES", "30"), 1, 1440)
+        max_hours = whole("RUN_MAX_HOURS", get("RUN_MAX_HOURS", "6"), 1, 168)
         return cls(
             storage=storage,
             segments_container=get("SEGMENTS_CONTAINER", "segments"),
@@ -89,8 +100,11 @@ class Settings:
             azure_client_id=get("AZURE_CLIENT_ID"),
             local_secrets_dir=get("LOCAL_SECRETS_DIR", cls.local_secrets_dir),
             chunk_rows=rows,
+            run_stall_minutes=stall_minutes,
+            run_max_hours=max_hours,
             trust_client_principal=get("WEBSITE_SITE_NAME") is None
             or (get("WEBSITE_AUTH_ENABLED") or "").lower() == "true",
+            applicationinsights_connection_string=get("APPLICATIONINSIGHTS_CONNECTION_STRING"),
         )
 
 

@@ -1,13 +1,31 @@
 """Fixtures shared by the whole suite. Real parts only: Azurite for storage, the sandbox for Omnisend."""
 from __future__ import annotations
 
+import logging
 import os
+import socket
+import threading
 import uuid
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 
 from shared.settings import Settings
+from shared.telemetry import NOISY_SDK_LOGGERS
 from tools.azurite import Azurite, start_azurite
+
+# function_app.py sets the Azure SDK loggers to WARNING when it is imported, for the whole process. Tests
+# that check what reaches the logs (no key, no token) must still see the SDK's lines, whichever test
+# imported the app before them: after every test, these loggers go back to their levels at the start.
+_SDK_LOG_LEVELS = {name: logging.getLogger(name).level for name in NOISY_SDK_LOGGERS}
+
+
+@pytest.fixture(autouse=True)
+def sdk_log_levels_as_at_start():
+    yield
+    for name, level in _SDK_LOG_LEVELS.items():
+        logging.getLogger(name).setLevel(level)
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +52,48 @@ def settings(azurite, tmp_path) -> Settings:
     )
 
 
+@contextmanager
+def hosted_app(azurite, secrets_dir, *, workers: int) -> Iterator[tuple]:
+    """The app in a dev host, as `func start` would run it, against Azurite and an Omnisend sandbox:
+    its own containers and queue, the sandbox as Omnisend with no rate limit in the way. Yields
+    (dev host, sandbox, segments container); afterwards checks that the sandbox saw only requests
+    and answers the contract allows."""
+    from shared.settings import get_settings
+    from shared.storage import container
+    from tools.devhost import DevHost
+    from tools.omnisend_sandbox import OmnisendSandbox
+
+    fast = 100_000  # requests per minute: the budget is not what these tests are about
+    suffix = uuid.uuid4().hex[:8]
+    patch = pytest.MonkeyPatch()
+    for name, value in {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "SEGMENTS_CONTAINER": f"segments-{suffix}",
+        "STATE_CONTAINER": f"state-{suffix}",
+        "EXPORT_QUEUE": f"chunks-{suffix}",
+        "LOCAL_SECRETS_DIR": str(secrets_dir),
+        "EXPORT_SCHEDULE": "0 0 2 * * *",
+        "KEY_VAULT_URL": "",
+    }.items():
+        patch.setenv(name, value)
+    sandbox = OmnisendSandbox(requests_per_minute=fast, tag_requests_per_minute=fast, batch_step_seconds=0.002).start()
+    patch.setenv("OMNISEND_API_URL", sandbox.url)
+    get_settings.cache_clear()
+    settings = get_settings()
+    segments = container(settings, settings.segments_container)
+    segments.create_container()
+    host = DevHost(port=0, workers=workers).start()
+    try:
+        yield host, sandbox, segments
+    finally:
+        host.stop()
+        sandbox.stop()
+        patch.undo()
+        get_settings.cache_clear()
+    violations = sandbox.contract_violations()
+    assert not violations, violations[:10]
+
+
 @pytest.fixture()
 def segments_container(settings):
     """The (created) segments container of the `settings` fixture."""
@@ -42,6 +102,76 @@ def segments_container(settings):
     client = container(settings, settings.segments_container)
     client.create_container()
     return client
+
+
+# --- bytes on the wire to Azurite's blob service -------------------------------------------------
+
+
+class BlobTraffic:
+    """A TCP forwarder on loopback in front of Azurite's blob port that counts the bytes each way:
+    whoever uses `connection_string` reaches the same Azurite, and a test sees how much was read."""
+
+    def __init__(self, azurite) -> None:
+        self._azurite = azurite
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.downloaded = 0  # bytes Azurite sent to clients
+        self.uploaded = 0
+
+    @property
+    def connection_string(self) -> str:
+        port = self._listener.getsockname()[1]
+        return self._azurite.connection_string.replace(f":{self._azurite.blob_port}/", f":{port}/")
+
+    def reset(self) -> None:
+        with self._lock:
+            self.downloaded = self.uploaded = 0
+
+    def start(self) -> "BlobTraffic":
+        threading.Thread(target=self._accept, name="blob-traffic", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self._azurite.blob_port))
+            with self._lock:
+                self._sockets += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, "uploaded"), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, "downloaded"), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, counter: str) -> None:
+        try:
+            while chunk := source.recv(65536):
+                with self._lock:
+                    setattr(self, counter, getattr(self, counter) + len(chunk))
+                target.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+@pytest.fixture()
+def blob_traffic(azurite) -> BlobTraffic:
+    """Counts the bytes between its users (`.connection_string`) and Azurite's blob service."""
+    traffic = BlobTraffic(azurite).start()
+    yield traffic
+    traffic.stop()
 
 
 # --- Key Vault stand-in (HTTPS, challenge auth) for the real SecretClient -------------------------
@@ -108,109 +238,16 @@ def keyvault_store(keyvault, tls_certificate):
     )
 
 
-# --- HTTP API (shared/api.py): callers by role, and the OpenAPI document as a contract --------------
+# --- HTTP API: the callers' identities, and the connections they use ------------------------------
 
 API_IDENTITIES = {"admin": "admin@contoso.com", "contributor": "contributor@contoso.com", "norole": "guest@contoso.com"}
 
 
-class ApiCaller:
-    """Calls `shared.api.handle` in-process as a given role: "admin", "contributor", "norole" or None."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def __call__(self, method: str, path: str, *, role: str | None = "admin", json_body=None,
-                 body: bytes | None = None, headers: dict[str, str] | None = None,
-                 query: dict[str, str] | None = None):
-        import json
-
-        from shared.api import ApiRequest, handle
-        from shared.auth import ADMIN_ROLE, CONTRIBUTOR_ROLE, encode_principal
-
-        all_headers = {}
-        if role is not None:
-            roles = {"admin": [ADMIN_ROLE], "contributor": [CONTRIBUTOR_ROLE], "norole": []}[role]
-            all_headers["X-MS-CLIENT-PRINCIPAL"] = encode_principal(API_IDENTITIES[role], roles)
-        if json_body is not None:
-            body = json.dumps(json_body).encode()
-            all_headers["Content-Type"] = "application/json"
-        all_headers.update(headers or {})
-        request = ApiRequest(method, path.removeprefix("/api/").lstrip("/"), all_headers, query or {}, body or b"")
-        return handle(self.settings, request)
-
-
 @pytest.fixture()
 def api_settings(settings) -> Settings:
-    """Settings the `api` fixture runs with; a test module overrides it to add e.g. the Omnisend sandbox."""
+    """Settings `api_connection` (and the API tests) run with; tests/api and the run tests override it to
+    add the Omnisend sandbox."""
     return settings
-
-
-@pytest.fixture()
-def api(api_settings) -> ApiCaller:
-    return ApiCaller(api_settings)
-
-
-class OpenApiContract:
-    """openapi/exports-api.json, for checking real responses against what it documents."""
-
-    def __init__(self, document: dict) -> None:
-        from jsonschema import Draft202012Validator
-        from referencing import Registry, Resource
-        from referencing.jsonschema import DRAFT202012
-
-        self.document = document
-        resource = Resource(contents=_nullable_to_json_schema(document), specification=DRAFT202012)
-        self._registry = Registry().with_resource("urn:exports-api", resource)
-        self._validator_class = Draft202012Validator
-
-    def operation(self, method: str, template: str) -> dict:
-        return self.document["paths"][template][method.lower()]
-
-    def errors(self, schema: dict, instance) -> list[str]:
-        """Messages of `instance` not matching `schema` (which may $ref into the document)."""
-        schema = _nullable_to_json_schema(schema)
-        if "$ref" in schema:
-            schema = {"$ref": "urn:exports-api" + schema["$ref"]}
-        validator = self._validator_class(schema, registry=self._registry)
-        return [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(instance)]
-
-    def check(self, response, method: str, template: str) -> None:
-        """Fail unless the status is documented for the route and the body matches its schema."""
-        import json
-
-        responses = self.operation(method, template)["responses"]
-        assert str(response.status) in responses, f"{method} {template} answered undocumented {response.status}"
-        documented = responses[str(response.status)]
-        if "$ref" in documented:
-            documented = self.document["components"]["responses"][documented["$ref"].rsplit("/", 1)[1]]
-        content = documented.get("content")
-        if not content:
-            assert response.body == b"", f"{method} {template} {response.status} must have no body"
-            return
-        media_type = response.headers["Content-Type"].split(";")[0]
-        assert media_type in content, f"{method} {template} {response.status} answered {media_type}"
-        if media_type.endswith("json"):
-            problems = self.errors(content[media_type]["schema"], json.loads(response.body))
-            assert not problems, f"{method} {template} {response.status}: {problems}"
-
-
-def _nullable_to_json_schema(node):
-    """OpenAPI 3.0's `nullable: true` as JSON Schema (`anyOf` with null), recursively."""
-    if isinstance(node, list):
-        return [_nullable_to_json_schema(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    converted = {key: _nullable_to_json_schema(value) for key, value in node.items() if key != "nullable"}
-    return {"anyOf": [converted, {"type": "null"}]} if node.get("nullable") is True else converted
-
-
-@pytest.fixture(scope="session")
-def exports_api_contract() -> OpenApiContract:
-    import json
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "openapi" / "exports-api.json"
-    return OpenApiContract(json.loads(path.read_text(encoding="utf-8")))
 
 
 # --- Omnisend sandbox ------------------------------------------------------------------------
@@ -249,8 +286,10 @@ def omnisend_key(sandbox) -> str:
 def omnisend_client(sandbox, omnisend_key):
     """A client of the `sandbox` with short timeouts and backoff, closed after the test."""
     from shared.omnisend import OmnisendClient
+    from shared.ratelimit import SlidingWindowLimiter
 
-    client = OmnisendClient(omnisend_key, base_url=sandbox.url, timeout=2.0, backoff_seconds=0.01)
+    client = OmnisendClient(omnisend_key, limiter=SlidingWindowLimiter(), base_url=sandbox.url, timeout=2.0,
+                            backoff_seconds=0.01)
     yield client
     client.close()
 
@@ -277,7 +316,7 @@ def sandbox_api(sandbox, omnisend_key):
     session.close()
 
 
-# --- HTTP API: stored connections and segments to build requests on ---------------------------------
+# --- HTTP API: stored connections to build requests and runs on --------------------------------------
 
 
 @pytest.fixture()
@@ -299,18 +338,6 @@ def api_connection(api_settings):
         return connection
 
     return make
-
-
-@pytest.fixture()
-def api_segments(segments_container):
-    """Two small plain-CSV segments, "Vip" and "Newsletter", written with tools/sample_export.py:
-    {name: profiles}. Map them with tools.sample_export.DEFAULT_MAPPING."""
-    from tools.sample_export import generate_profiles, write_plain_segment
-
-    written = {"Vip": generate_profiles(5, seed=1), "Newsletter": generate_profiles(5, seed=2)}
-    for name, profiles in written.items():
-        write_plain_segment(segments_container, name, profiles)
-    return written
 
 
 # --- Segments (shared/segments/) and the sample export generator (tools/sample_export.py) -------

@@ -284,6 +284,32 @@ def test_principal_roles_are_configurable_or_injection_is_off(app_dir, storage, 
         assert [c["val"] for c in decode_principal(principal)["claims"] if c["typ"] == "roles"] == expected
 
 
+def test_function_key_is_enforced_only_when_one_is_given(host):
+    assert requests.get(f"{host.url}/api/items/1/x").status_code == 200  # like func start: keys not checked
+    host.function_key = "the-key"
+    try:
+        refused = requests.get(f"{host.url}/api/items/1/x")
+        assert refused.status_code == 401 and refused.content == b""  # as Azure answers, the function not run
+        assert requests.get(f"{host.url}/api/items/1/x", headers={"x-functions-key": "the-key"}).status_code == 200
+        assert requests.get(f"{host.url}/api/items/1/x?code=the-key").status_code == 200
+        assert requests.get(f"{host.url}/api/items/1/x?code=wrong").status_code == 401
+        assert requests.get(f"{host.url}/api/items/special/7").text == "special 7"  # anonymous
+    finally:
+        host.function_key = None
+
+
+def test_an_empty_route_prefix_serves_routes_at_the_root(app_dir, storage, tmp_path):
+    shutil.copytree(app_dir, tmp_path / "app")
+    host_json = json.loads((tmp_path / "app" / "host.json").read_text())
+    host_json["extensions"]["http"]["routePrefix"] = ""
+    (tmp_path / "app" / "host.json").write_text(json.dumps(host_json))
+    with DevHost(app_module=APP, port=0, app_dir=tmp_path / "app") as root_host:
+        assert requests.get(f"{root_host.url}/items/special/3").text == "special 3"
+        assert requests.get(f"{root_host.url}/api/items/special/3").status_code == 404
+        assert requests.get(f"{root_host.url}/admin/host/status").json()["state"] == "Running"
+        assert not root_host.serves_root  # no function answers GET /
+
+
 def test_timer_through_the_admin_api_and_the_python_api(host, storage):
     records = storage[0]
     before = {b.name for b in records.list_blobs(name_starts_with="timer/")}
@@ -429,6 +455,69 @@ def test_blob_webhook_takes_a_single_event_and_answers_the_validation_handshake(
     assert answer.json() == {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}
     wrong = requests.post(f"{host.url}/runtime/webhooks/blobs?functionName=Host.Functions.work", json=[])
     assert wrong.status_code == 404
+
+
+LARGE_PARTITION = 16 * 1024 * 1024  # Customer Insights writes partitions of hundreds of MB
+
+
+@pytest.fixture(scope="module")
+def large_upload(storage) -> str:
+    """A 16 MiB CSV in the uploads container (written straight to Azurite); its blob path."""
+    uploads = storage[1]
+    line = b"someone@example.test,Some,Body,+1 555 0100\n"
+    uploads.get_blob_client("large/part_0.csv").upload_blob(line * (LARGE_PARTITION // len(line) + 1), overwrite=True)
+    return "large/part_0.csv"
+
+
+def test_an_sdk_type_trigger_gets_a_client_and_the_blob_is_never_downloaded(
+        host, storage, app_dir, large_upload, blob_traffic, monkeypatch):
+    records, uploads = storage[0], storage[1]
+    # Everything the hosted app and the dev host do with blobs now goes through the counting forwarder.
+    monkeypatch.setenv("AzureWebJobsStorage", blob_traffic.connection_string)
+    with DevHost(app_module=APP, port=0, app_dir=app_dir) as counted:
+        webhook = f"{counted.url}/runtime/webhooks/blobs?functionName=Host.Functions.uploaded_client"
+        blob_traffic.reset()
+
+        answer = requests.post(webhook, json=[blob_created(uploads.container_name, large_upload, "x")])
+
+        assert answer.status_code == 202
+        assert counted.wait_idle(30)
+        client_read = blob_traffic.downloaded
+        received = record(records, f"blob-client/{uploads.container_name}/{large_upload}.json")
+        assert received["type"] == "azure.storage.blob._blob_client.BlobClient"
+        assert (received["container"], received["blob"]) == (uploads.container_name, large_upload)
+        assert received["url"].endswith(f"/devstoreaccount1/{uploads.container_name}/{large_upload}")
+        assert received["size"] >= LARGE_PARTITION
+        # A properties read and the record: a few kB, not the 16 MiB partition.
+        assert client_read < 64 * 1024, f"{client_read} bytes came from the blob service"
+
+        # The same partition through an InputStream trigger: the forwarder does see a download.
+        blob_traffic.reset()
+        stream_webhook = f"{counted.url}/runtime/webhooks/blobs?functionName=Host.Functions.uploaded"
+        assert requests.post(stream_webhook, json=[blob_created(uploads.container_name, large_upload, "x")]).status_code == 202
+        assert counted.wait_idle(60)
+        assert blob_traffic.downloaded >= LARGE_PARTITION
+
+
+def test_an_sdk_type_trigger_on_a_missing_blob_is_not_run(host, storage, caplog):
+    uploads = storage[1]
+    caplog.set_level(logging.ERROR, logger="devhost")
+    webhook = f"{host.url}/runtime/webhooks/blobs?functionName=Host.Functions.uploaded_client"
+
+    assert requests.post(webhook, json=[blob_created(uploads.container_name, "gone.csv", "x")]).status_code == 202
+    assert host.wait_idle(10)
+    assert f"Function uploaded_client not run for blob {uploads.container_name}/gone.csv" in caplog.text
+    assert "does not exist" in caplog.text
+
+
+def test_the_admin_api_runs_an_sdk_type_trigger_with_a_client(host, storage):
+    records, uploads = storage[0], storage[1]
+    uploads.get_blob_client("admin/one.csv").upload_blob(b"email\n", overwrite=True)
+
+    host.invoke("uploaded_client", f"{uploads.container_name}/admin/one.csv")
+
+    received = record(records, f"blob-client/{uploads.container_name}/admin/one.csv.json")
+    assert (received["container"], received["blob"], received["size"]) == (uploads.container_name, "admin/one.csv", 6)
 
 
 def test_invocations_are_logged_without_bodies_or_headers(host, caplog):

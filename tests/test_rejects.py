@@ -8,7 +8,7 @@ import pytest
 
 from shared.mapping import FieldMapping, bind, map_row
 from shared.rejects import (
-    REJECTS_CSV_HEADER, Reject, RejectReason, RowRejection, csv_lines, merge_csv_files, neutralise, rejects_to_csv,
+    REJECTS_CSV_HEADER, Reject, RejectReason, RowRejection, csv_lines, neutralise, rejects_to_csv,
     write_csv,
 )
 from shared.segments import RawRow
@@ -101,24 +101,3 @@ def test_lines_are_made_one_reject_at_a_time():
 
     assert [next(lines), next(lines)] == ["S,S.csv,1,failed,gave up,\r\n", "S,S.csv,2,failed,gave up,\r\n"]
     assert pulled == [1, 2]
-
-
-def test_files_merge_into_one_with_one_header_without_holding_them_all():
-    first = rejects_to_csv([Reject("S", "S_1.csv", 1, RejectReason.DUPLICATE, "again", "a@example.com")]).encode()
-    second = rejects_to_csv([Reject("S", "S_2.csv", 7, RejectReason.FAILED, "gave up", "b@example.com")],
-                            header=False).encode()
-    downloaded = []
-
-    def files():
-        for data in (first, second, rejects_to_csv([]).encode()):
-            downloaded.append(data)
-            yield data
-
-    merged = merge_csv_files(files())
-    head = next(merged)
-
-    assert downloaded == [] and head == b"segment,partition,row,reason,detail,email\r\n"
-    rest = b"".join(merged)
-    assert parse((head + rest).decode()) == [
-        list(REJECTS_CSV_HEADER), ["S", "S_1.csv", "1", "duplicate", "again", "a@example.com"],
-        ["S", "S_2.csv", "7", "failed", "gave up", "b@example.com"]]

@@ -61,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         host = start_devhost(env, args.port, args.workers)
         stack.callback(stop_process, host)
         base = f"http://127.0.0.1:{args.port}/api"
+        console = f"http://127.0.0.1:{args.port}/"
         wait_until_up(f"{base}/health", host)
         say(f"Dev host at {base} with {args.workers} queue workers")
+        say(f"Console: {console} (open it to watch the run)")
 
         expected = write_sample(azurite.connection_string, args.profiles)
         say(f"Wrote a Customer Insights export: {expected['rows']:,} profile rows in {len(SEGMENTS)} segments, "
@@ -82,7 +84,19 @@ def main(argv: list[str] | None = None) -> int:
         rejects = save_rejects(session, f"{base}/runs/{run['runId']}/rejects", run["runId"])
         summarize(final, rejects)
         show_contact(omnisend_url, api_key, SEGMENTS[0])
+        if sys.stdin.isatty():
+            keep_serving(console)
         return 0 if final["status"] in ("succeeded", "partiallySucceeded") else 1
+
+
+def keep_serving(console: str) -> None:
+    """In a terminal, leave everything running so the run can be looked at in the console."""
+    say(f"Everything stays up for the console at {console}: press Ctrl+C to stop")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print()
 
 
 def say(text: str) -> None:

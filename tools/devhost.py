@@ -6,7 +6,9 @@ metadata (`app.get_functions()`), the way `func start` does:
 - `local.settings.json` `Values` go into the environment before the app is imported; variables
   already set in the environment win.
 - HTTP-triggered functions are served on `--port` under host.json's `routePrefix` (default `api`).
-  Like `func start`, authLevel FUNCTION is not enforced. A client's `X-MS-CLIENT-PRINCIPAL` passes
+  Like `func start`, authLevel FUNCTION is not enforced, unless `--function-key KEY` is given: then
+  FUNCTION and ADMIN routes answer 401 without that key in `x-functions-key` or `?code=`, as in
+  Azure. A client's `X-MS-CLIENT-PRINCIPAL` passes
   through unchanged; a request without one gets a local principal built like Easy Auth's
   (`--principal-roles`, default `Exports.Admin`; `--no-principal` turns that off).
 - Queue-triggered functions are fed by one polling thread per function against the binding's
@@ -19,7 +21,11 @@ metadata (`app.get_functions()`), the way `func start` does:
   `runOnStartup`): invoke them explicitly.
 - Blob-triggered functions with `source=EventGrid` run through
   `POST /runtime/webhooks/blobs?functionName=Host.Functions.{name}` with Event Grid
-  `Microsoft.Storage.BlobCreated` events (the subscription validation handshake is answered).
+  `Microsoft.Storage.BlobCreated` events (the subscription validation handshake is answered). A
+  trigger parameter typed `func.InputStream` gets the blob's bytes; one typed with an SDK type of
+  `azurefunctions-extensions-bindings-blob` (`BlobClient`, `ContainerClient`,
+  `StorageStreamDownloader`) gets that client, built by the extension from the same reference the
+  real host sends, and nothing is downloaded.
 
 Usage: `python -m tools.devhost --port 7071 [--app function_app] [--workers 4]`, or in-process:
 `DevHost(app_module="function_app", port=0).start()` ... `.url` ... `.stop()`.
@@ -41,6 +47,7 @@ import signal
 import sys
 import threading
 import time
+import typing
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -190,6 +197,7 @@ class HostedFunction:
     trigger: dict[str, Any]
     outputs: list[dict[str, Any]]
     wants_context: bool
+    sdk_type: type | None = None  # the trigger parameter's SDK type (azurefunctions-extensions), if any
 
     @property
     def is_async(self) -> bool:
@@ -271,7 +279,23 @@ def _describe(function: Any, environ: Mapping[str, str]) -> HostedFunction:
         trigger=trigger,
         outputs=outputs,
         wants_context="context" in parameters,
+        sdk_type=_sdk_type(handler, trigger["name"]),
     )
+
+
+def _sdk_type(handler: Callable[..., Any], parameter: str) -> type | None:
+    """The parameter's annotation when it is an SDK type of an azurefunctions-extensions package."""
+    try:
+        annotation = typing.get_type_hints(handler).get(parameter)
+    except Exception:  # noqa: BLE001 - unresolvable annotations are not SDK types
+        return None
+    if not isinstance(annotation, type):
+        return None
+    try:
+        from azurefunctions.extensions.base import SdkType
+    except ImportError:  # the extensions are not installed, so the app cannot use their types
+        return None
+    return annotation if issubclass(annotation, SdkType) else None
 
 
 # --- HTTP routes ----------------------------------------------------------------------------------
@@ -458,6 +482,16 @@ class _Out(func.Out):
 
 
 @dataclass(frozen=True)
+class ModelBindingData:
+    """What the host sends for an SDK-type binding: a reference to the resource, not its content."""
+
+    content: str
+    version: str = "1.0"
+    source: str = "AzureStorageBlobs"
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
 class InvocationOutcome:
     succeeded: bool
     result: Any = None
@@ -475,6 +509,7 @@ class DevHost:
         principal_roles: Iterable[str] | None = DEFAULT_ROLES,
         *,
         principal_name: str = "local.developer@localhost",
+        function_key: str | None = None,
         app_dir: str | os.PathLike | None = None,
         host: str = "127.0.0.1",
         message_lease_seconds: float = DEFAULT_MESSAGE_LEASE_SECONDS,
@@ -486,6 +521,8 @@ class DevHost:
         self.workers = workers
         # None disables the injected principal (--no-principal); () injects one without roles.
         self.principal_headers = None if principal_roles is None else local_principal(principal_roles, principal_name)
+        # None: keys are not checked (as with `func start`); a key: FUNCTION/ADMIN routes need it, as in Azure.
+        self.function_key = function_key
         self.message_lease_seconds = message_lease_seconds
         self._bind = (host, port)
         self.config = HostConfig()
@@ -549,6 +586,12 @@ class DevHost:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
+    @property
+    def serves_root(self) -> bool:
+        """Whether an HTTP function answers GET / (a web page at the root, routePrefix "")."""
+        return not self.config.route_prefix and any(
+            route.match("") is not None and (route.methods is None or "GET" in route.methods) for route in self.routes)
+
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until no invocation (of any trigger) is running; False on timeout."""
         with self._idle:
@@ -591,7 +634,7 @@ class DevHost:
             container, _, blob = input.partition("/")
             if not container or not blob:
                 raise DevHostError(f"function {function.name}: input must be a blob path '<container>/<blob>', got {input!r}")
-            return self._read_blob(function, container, blob)
+            return self._blob_trigger_value(function, container, blob)
         raise DevHostError(f"function {function.name} has a {function.trigger_type}: call its route instead")
 
     def _invoke(self, function: HostedFunction, trigger_value: Any, *, trigger: str,
@@ -692,6 +735,31 @@ class DevHost:
         if encoded:
             return client
         return QueueClient.from_queue_url(client.url, credential=client.credential)
+
+    def _blob_trigger_value(self, function: HostedFunction, container: str, blob: str) -> Any:
+        """What the blob trigger hands the function: an SDK client (reference only) or the blob's bytes."""
+        if function.sdk_type is not None:
+            return self._blob_sdk_value(function, container, blob)
+        return self._read_blob(function, container, blob)
+
+    def _blob_sdk_value(self, function: HostedFunction, container: str, blob: str) -> Any:
+        """The SDK client the extension builds from the host's model binding data: like the real host,
+        only the blob's properties are read (it must exist), never its content."""
+        from azure.core.exceptions import ResourceNotFoundError
+        from azurefunctions.extensions.base import Datum, get_binding_registry
+
+        connection = function.trigger.get("connection") or "AzureWebJobsStorage"
+        try:
+            self._storage(connection).get_blob_client(container, blob).get_blob_properties()
+        except ResourceNotFoundError:
+            raise DevHostError(f"function {function.name}: blob {container}/{blob} does not exist") from None
+        converter = get_binding_registry().get(function.trigger_type)
+        if converter is None:
+            raise DevHostError(f"function {function.name}: no installed extension converts a {function.trigger_type} "
+                               f"to {function.sdk_type.__name__}")
+        reference = ModelBindingData(content=json.dumps({"Connection": connection, "ContainerName": container,
+                                                         "BlobName": blob}))
+        return converter.decode(Datum(reference, "model_binding_data"), trigger_metadata={}, pytype=function.sdk_type)
 
     def _read_blob(self, function: HostedFunction, container: str, blob: str) -> InputStream:
         from azure.core.exceptions import ResourceNotFoundError
@@ -794,6 +862,8 @@ class DevHost:
             methods = sorted(set().union(*(route.methods for route, _ in matched)))
             return HttpAnswer(405, {"Allow": ", ".join(methods)}, b"")
         route, route_params = allowed[0]
+        if self.function_key and not self._key_accepted(route.function, target, headers):
+            return HttpAnswer(401, {}, b"")  # the Functions host's answer: no body, the function never runs
         if PRINCIPAL_HEADER not in {name.lower() for name in headers} and self.principal_headers:
             headers = {**headers, **self.principal_headers}
         request = func.HttpRequest(
@@ -808,6 +878,13 @@ class DevHost:
         if not outcome.succeeded:
             return HttpAnswer(500, {}, b"")
         return HttpAnswer.from_result(outcome.result, route.function.name)
+
+    def _key_accepted(self, function: HostedFunction, target: str, headers: dict[str, str]) -> bool:
+        if str(function.trigger.get("authLevel", "FUNCTION")).upper() == "ANONYMOUS":
+            return True
+        given = next((value for name, value in headers.items() if name.lower() == "x-functions-key"), None)
+        given = given or _query_params(urlsplit(target).query).get("code")
+        return given == self.function_key
 
     def _admin_answer(self, method: str, name: str, body: bytes) -> "HttpAnswer":
         if method != "POST":
@@ -863,11 +940,11 @@ class DevHost:
 
     def _blob_invocation(self, function: HostedFunction, container: str, blob: str) -> None:
         try:
-            stream = self._read_blob(function, container, blob)
+            value = self._blob_trigger_value(function, container, blob)
         except Exception as error:  # noqa: BLE001 - reported, not swallowed
             log.error("Function %s not run for blob %s/%s: %s", function.name, container, blob, error)
             return
-        self._invoke(function, stream, trigger="blob (Event Grid)")
+        self._invoke(function, value, trigger="blob (Event Grid)")
 
 
 async def _awaited(awaitable: Any) -> Any:
@@ -1139,15 +1216,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="app roles of the injected local principal (default Exports.Admin)")
     parser.add_argument("--principal-name", default="local.developer@localhost")
     parser.add_argument("--no-principal", action="store_true", help="do not inject a principal")
+    parser.add_argument("--function-key", default=None, metavar="KEY",
+                        help="require this key (x-functions-key or ?code=) on FUNCTION and ADMIN routes, as Azure does")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level.upper() != "DEBUG":
+        from shared.telemetry import quiet_sdk_logging
+
+        quiet_sdk_logging()  # else every poll of the queue listeners logs its request and response headers
     host = DevHost(
         app_module=args.app,
         port=args.port,
         workers=args.workers,
         principal_roles=None if args.no_principal else args.principal_roles,
         principal_name=args.principal_name,
+        function_key=args.function_key,
         app_dir=args.app_dir,
         host=args.host,
     )
@@ -1159,6 +1243,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"devhost: {error}", file=sys.stderr)
         return 2
     print(f"Dev host listening on {host.url} (Ctrl+C to stop)", flush=True)
+    if host.serves_root:
+        print(f"Console: {host.url}/", flush=True)
     try:
         stop.wait()
     except KeyboardInterrupt:

@@ -275,6 +275,7 @@ class Faults:
     stop_batch_rate: float = 0.0
     item_error_emails: frozenset[str] = frozenset()
     seed: int = 0
+    tag_error_rate: float = 0.0  # share of POST/DELETE /contacts/tags answered 500 (after taking a slot)
 
 
 @dataclass
@@ -409,12 +410,13 @@ class OmnisendSandbox:
 
     def set_faults(self, *, error_rate: float = 0.0, slow_rate: float = 0.0, slow_seconds: float = 12.0,
                    drop_rate: float = 0.0, rate_limit_storm: int = 0, stop_batch_rate: float = 0.0,
-                   item_error_emails: Iterable[str] = (), seed: int = 0) -> None:
+                   item_error_emails: Iterable[str] = (), seed: int = 0, tag_error_rate: float = 0.0) -> None:
         """Faults from now on: shares of 5xx / slow / dropped answers, the next N requests answered 429,
-        a share of batches ending `stopped`, and emails whose batch items fail."""
+        a share of batches ending `stopped`, emails whose batch items fail, and a share of tag calls
+        (POST/DELETE /contacts/tags) answered 500 while the rest of the API works."""
         with self._lock:
             self._faults = Faults(error_rate, slow_rate, slow_seconds, drop_rate, rate_limit_storm,
-                                  stop_batch_rate, frozenset(item_error_emails), seed)
+                                  stop_batch_rate, frozenset(item_error_emails), seed, tag_error_rate)
             self._storm_left = rate_limit_storm
             self._random = random.Random(seed)
 
@@ -449,6 +451,40 @@ class OmnisendSandbox:
                     view["tags"] = sorted(view.get("tags", []))
                     views[contact["email"]] = view
             return views
+
+    def tags_of(self, email: str, brand_id: str = "brand1") -> list[str] | None:
+        """The tags of the contact with this email (sorted), or None when there is no such contact."""
+        with self._lock:
+            brand = self._brand(brand_id)
+            contact_id = brand.by_identifier.get(("email", email))
+            return sorted(brand.contacts[contact_id].get("tags", [])) if contact_id else None
+
+    def all_tags(self, brand_id: str = "brand1") -> dict[str, list[str]]:
+        """email -> sorted tags of every contact with an email (cheaper than `contacts()` for many)."""
+        with self._lock:
+            return {c["email"]: sorted(c.get("tags", [])) for c in self._brand(brand_id).contacts.values()
+                    if c.get("email")}
+
+    def tag_by_hand(self, email: str, add: Iterable[str] = (), remove: Iterable[str] = (),
+                    brand_id: str = "brand1") -> list[str]:
+        """What a marketer does in Omnisend's app: add or remove tags on a contact, creating it (not
+        subscribed, no welcome message) if there is none with this email. Not an API request: not
+        logged, not rate limited. Returns the contact's tags."""
+        add, remove = list(dict.fromkeys(add)), set(remove)
+        with self._lock:
+            brand = self._brand(brand_id)
+            contact_id = brand.by_identifier.get(("email", email))
+            if contact_id is None:
+                contact = _new_contact()
+                self._apply_identifier(brand, contact, {"type": "email", "id": email}, _now_iso())
+                brand.contacts[contact["id"]] = contact
+            else:
+                contact = brand.contacts[contact_id]
+            tags = [t for t in contact.get("tags", []) if t not in remove]
+            contact["tags"] = (tags + [t for t in add if t not in tags])[:MAX_CONTACT_TAGS]
+            contact["updatedAt"] = _now_iso()
+            contact["_updatedSeq"] = next(_SEQUENCE)
+            return sorted(contact["tags"])
 
     def request_log(self) -> list[RequestRecord]:
         with self._lock:
@@ -547,6 +583,10 @@ class OmnisendSandbox:
                 raise Problem(status, "Internal server error", "Unexpected error occurred")
             return faults.slow_seconds if slow < faults.slow_rate else 0.0
 
+    def _tag_call_fails(self) -> bool:
+        with self._lock:
+            return self._faults.tag_error_rate > 0 and self._random.random() < self._faults.tag_error_rate
+
     def _answer(self, method, path, query, headers, raw_body, context) -> tuple[int, Any]:
         matched = self.contract.match(path)
         if matched is None:
@@ -565,6 +605,8 @@ class OmnisendSandbox:
             raise Problem(403, "Forbidden", "Insufficient permissions for this operation: needs one of "
                           + ", ".join(operation.scopes))
         self._take_rate_limit_slot(api_key.brand_id, context["kind"])
+        if context["kind"] == "tags" and self._tag_call_fails():
+            raise Problem(500, "Internal server error", "Unexpected error occurred")
         body = self._parse_body(raw_body)
         context["body"] = body
         errors = self.contract.query_errors(operation, query) + self.contract.request_body_errors(operation, body)
@@ -1096,6 +1138,19 @@ def _admin(sandbox: OmnisendSandbox, method: str, path: str, raw_body: bytes) ->
         except TypeError as exc:
             return 400, {"error": str(exc)}
         return 200, {"faults": {k: v for k, v in asdict(sandbox._faults).items() if k != "item_error_emails"}}
+    if (method, split.path) == ("GET", "/_sandbox/tags"):
+        query = {name: values[-1] for name, values in parse_qs(split.query).items()}
+        brand_id = query.get("brandID", "brand1")
+        if "email" in query:
+            tags = sandbox.tags_of(query["email"], brand_id)
+            return (404, {"error": "no contact with this email"}) if tags is None else (200, {query["email"]: tags})
+        return 200, sandbox.all_tags(brand_id)
+    if (method, split.path) == ("POST", "/_sandbox/hand-tags"):
+        email, add, remove = payload.get("email"), payload.get("add", []), payload.get("remove", [])
+        if not isinstance(email, str) or not email or not all(
+                isinstance(v, list) and all(isinstance(t, str) and t for t in v) for v in (add, remove)):
+            return 400, {"error": "expected {email, add: [tags], remove: [tags], brandID?}"}
+        return 200, {"email": email, "tags": sandbox.tag_by_hand(email, add, remove, payload.get("brandID", "brand1"))}
     if (method, split.path) == ("POST", "/_sandbox/keys"):
         return 201, {"key": sandbox.add_key(payload.get("brandID", "brand1"), payload.get("scopes", ALL_SCOPES))}
     if (method, split.path) == ("POST", "/_sandbox/reset"):

@@ -8,6 +8,7 @@ param identityId string
 param identityClientId string
 param blobEndpoint string
 param queueEndpoint string
+param tableEndpoint string
 param deploymentContainerName string
 param applicationInsightsConnectionString string
 param keyVaultUri string
@@ -21,6 +22,8 @@ param maximumInstanceCount int
 param instanceMemoryMB int
 param authClientId string
 param authTenantId string
+@description('Log Analytics workspace that receives the app\'s resource logs (FunctionAppLogs).')
+param logAnalyticsWorkspaceId string
 
 var authEnabled = !empty(authClientId)
 
@@ -40,10 +43,11 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {
-  // #checkov:skip=CKV_AZURE_222:Callers (function key, optional Easy Auth) and Event Grid's webhook reach the app over the internet; private endpoints need a VNet this template does not create
-  // #checkov:skip=CKV_AZURE_17:Callers authenticate with Entra tokens and function keys; Event Grid webhook deliveries cannot present a client certificate
+  // #checkov:skip=CKV_AZURE_222:Callers (browsers and scripts with Entra tokens through Easy Auth) and Event Grid's webhook reach the app over the internet; private endpoints need a VNet this template does not create
+  // #checkov:skip=CKV_AZURE_17:Callers authenticate with Entra tokens (Easy Auth; the app checks their app roles); Event Grid webhook deliveries cannot present a client certificate
   // #checkov:skip=CKV_AZURE_212:numberOfWorkers does not apply to Flex Consumption, which scales per event from zero; always-ready instances would bill around the clock for a nightly batch
   // #checkov:skip=CKV_AZURE_213:Flex Consumption has no fixed instance pool for App Service health check to evict from; failures surface in Application Insights and in each export's row accounting
+  // #checkov:skip=CKV_AZURE_78:Flex Consumption has no FTP or FTPS endpoint and ARM rejects siteConfig.ftpsState on a Flex site (code 51021); code is only deployed to the package container
   name: name
   location: location
   tags: union(tags, { 'azd-service-name': 'api' })
@@ -60,13 +64,15 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
+      // No ftpsState: ARM rejects it on a Flex Consumption site (none of Microsoft's Flex templates set it).
       http20Enabled: true
       // Setting names are the strings shared/settings.py reads (tests/infra checks both directions).
       appSettings: [
         // Identity-based host storage: service URIs, the managed identity, and which identity.
         { name: 'AzureWebJobsStorage__blobServiceUri', value: blobEndpoint }
         { name: 'AzureWebJobsStorage__queueServiceUri', value: queueEndpoint }
+        // The host writes its diagnostic events to tables; without this setting it logs errors.
+        { name: 'AzureWebJobsStorage__tableServiceUri', value: tableEndpoint }
         { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
         { name: 'AzureWebJobsStorage__clientId', value: identityClientId }
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: applicationInsightsConnectionString }
@@ -79,6 +85,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'EXPORT_SCHEDULE', value: exportSchedule }
         { name: 'OMNISEND_API_URL', value: omnisendApiUrl }
         { name: 'CHUNK_ROWS', value: string(chunkRows) }
+        { name: 'RUN_STALL_MINUTES', value: '30' }
+        { name: 'RUN_MAX_HOURS', value: '6' }
       ]
     }
     functionAppConfig: {
@@ -104,55 +112,28 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
-// Optional Easy Auth: callers need an Entra token for the app registration authClientId, whose app
-// roles (Exports.Admin, Exports.Contributor) reach the code in the X-MS-CLIENT-PRINCIPAL header.
-// Always declared, enabled only with a client ID, so turning it off later really turns it off.
-resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
-  // checkov applies its App Service "web config" checks to every sites/config resource, this one too.
-  // #checkov:skip=CKV_AZURE_13:This resource is the App Service Authentication (authsettingsV2, platform.enabled); the check only recognises the legacy authsettings resource
-  // #checkov:skip=CKV_AZURE_63:Read as the web config, but this is authsettingsV2; HTTP requests are logged to Application Insights
-  // #checkov:skip=CKV_AZURE_65:Read as the web config, but this is authsettingsV2; errors are logged to Application Insights
-  // #checkov:skip=CKV_AZURE_66:Read as the web config, but this is authsettingsV2; failed requests are traced in Application Insights
-  // #checkov:skip=CKV_AZURE_80:Read as the web config, but this is authsettingsV2; the app is Python, no .NET Framework
-  // #checkov:skip=CKV_AZURE_88:Read as the web config, but this is authsettingsV2; Flex Consumption runs from a blob package, not an Azure Files share
-  // #checkov:skip=CKV_AZURE_222:Read as the web config, but this is authsettingsV2; network access is set on the site (see its skip)
-  parent: site
-  name: 'authsettingsV2'
+// Optional Easy Auth (modules/easy-auth.bicep), deployed only with a client ID: without one there is
+// nothing to validate tokens against. To turn Easy Auth off after it was on, disable it on the app
+// too (README: Deploy to Azure), since an absent resource removes nothing.
+module easyAuth 'easy-auth.bicep' = if (authEnabled) {
+  name: 'easy-auth'
+  params: {
+    siteName: site.name
+    authClientId: authClientId
+    authTenantId: authTenantId
+  }
+}
+
+// FunctionAppLogs (host and function logs, one row per line) to Log Analytics, beside Application
+// Insights: kept with the workspace's retention and queryable with the storage and vault logs.
+resource siteDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: site
   properties: {
-    platform: {
-      enabled: authEnabled
-    }
-    globalValidation: {
-      requireAuthentication: true
-      unauthenticatedClientAction: 'Return401'
-      // Event Grid delivers blob events here with the blobs_extension key, not an Entra token.
-      excludedPaths: [
-        '/runtime/webhooks/blobs'
-      ]
-    }
-    httpSettings: {
-      requireHttps: true
-    }
-    identityProviders: {
-      azureActiveDirectory: {
-        enabled: authEnabled
-        registration: {
-          clientId: authClientId
-          openIdIssuer: '${environment().authentication.loginEndpoint}${authTenantId}/v2.0'
-        }
-        validation: {
-          allowedAudiences: [
-            authClientId
-            'api://${authClientId}'
-          ]
-        }
-      }
-    }
-    login: {
-      tokenStore: {
-        enabled: false
-      }
-    }
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      { category: 'FunctionAppLogs', enabled: true }
+    ]
   }
 }
 

@@ -3,6 +3,8 @@
 param name string
 param location string
 param tags object
+@description('Log Analytics workspace that receives the vault\'s audit log.')
+param logAnalyticsWorkspaceId string
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   // #checkov:skip=CKV_AZURE_109:The Flex Consumption app has no VNet integration in this template, so it reaches the vault over the public endpoint; access is Entra RBAC only and only the app identity holds a secrets role
@@ -28,6 +30,20 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
       bypass: 'AzureServices'
       defaultAction: 'Allow'
     }
+  }
+}
+
+// Every secret read, write and delete (AuditEvent), with the caller's identity, to Log Analytics
+// (table AZKVAuditLogs): who read which Omnisend API key, and when.
+resource vaultDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: vault
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logAnalyticsDestinationType: 'Dedicated'
+    logs: [
+      { category: 'AuditEvent', enabled: true }
+    ]
   }
 }
 

@@ -32,6 +32,9 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' = {
   }
 }
 
+output logAnalyticsWorkspaceId string = logAnalytics.id
+output logAnalyticsWorkspaceName string = logAnalytics.name
+output applicationInsightsId string = applicationInsights.id
 output applicationInsightsName string = applicationInsights.name
 // A locator for telemetry, not a credential: ingestion requires an Entra token (local auth is off).
 output applicationInsightsConnectionString string = applicationInsights.properties.ConnectionString

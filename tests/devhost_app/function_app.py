@@ -11,6 +11,7 @@ import threading
 import uuid
 
 import azure.functions as func
+import azurefunctions.extensions.bindings.blob as blobs
 from azure.storage.blob import BlobServiceClient
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -82,3 +83,13 @@ def work(msg: func.QueueMessage, context: func.Context) -> None:
 def uploaded(blob: func.InputStream) -> None:
     data = blob.read()
     _record(f"blob/{blob.name}.json", {"name": blob.name, "uri": blob.uri, "length": blob.length, "data": data.decode()})
+
+
+@app.blob_trigger(arg_name="client", path="%DEVHOST_UPLOADS%/{name}", connection="AzureWebJobsStorage",
+                  source=func.BlobSource.EVENT_GRID)
+def uploaded_client(client: blobs.BlobClient) -> None:
+    # An SDK-type binding: a client for the blob, nothing read yet. Only its properties are fetched here.
+    properties = client.get_blob_properties()
+    _record(f"blob-client/{client.container_name}/{client.blob_name}.json", {
+        "type": type(client).__module__ + "." + type(client).__name__, "container": client.container_name,
+        "blob": client.blob_name, "url": client.url, "size": properties.size})

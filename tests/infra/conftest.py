@@ -28,7 +28,7 @@ BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
 
 @dataclass(frozen=True)
 class Resource:
-    """One `resource` declaration of a template, its body unwrapped from any `if (...)` condition."""
+    """One `resource` declaration of a template, its body unwrapped from any `if (...)` or `[for ...]`."""
 
     file: Path
     symbol: str
@@ -37,6 +37,7 @@ class Resource:
     existing: bool
     conditional: bool
     body: dict[str, Any]
+    loop_over: str | None = None  # the array a `[for x in array: {...}]` resource iterates
 
     @property
     def properties(self) -> dict[str, Any]:
@@ -70,13 +71,14 @@ class Template:
         """Module symbol -> {"path": relative path, "params": {...}, "body": {...}}."""
         found = {}
         for symbol, module in (self.tree.get("modules") or {}).items():
-            body = _unwrap_condition(module["config"])[0]
-            found[symbol] = {"path": module["detail"]["path"], "params": body.get("params") or {}, "body": body}
+            body, conditional, _ = _unwrap(module["config"])
+            found[symbol] = {"path": module["detail"]["path"], "params": body.get("params") or {}, "body": body,
+                             "conditional": conditional, "condition": module["config"].get("condition")}
         return found
 
     def resources(self) -> Iterator[Resource]:
         for symbol, declared in (self.tree.get("resources") or {}).items():
-            body, conditional = _unwrap_condition(declared["config"])
+            body, conditional, loop_over = _unwrap(declared["config"])
             yield Resource(
                 file=self.file,
                 symbol=symbol,
@@ -85,6 +87,7 @@ class Template:
                 existing=bool(declared.get("existing")),
                 conditional=conditional,
                 body=body,
+                loop_over=loop_over,
             )
 
     def resources_of_type(self, resource_type: str) -> list[Resource]:
@@ -103,11 +106,13 @@ class Template:
         return None
 
 
-def _unwrap_condition(config: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """pycep nests the body of `= if (cond) {...}` under config.config; return the body either way."""
-    if "condition" in config and isinstance(config.get("config"), dict):
-        return config["config"], True
-    return config, False
+def _unwrap(config: dict[str, Any]) -> tuple[dict[str, Any], bool, str | None]:
+    """(body, conditional, array looped over): pycep nests the body of `= if (cond) {...}` and of
+    `= [for x in xs: {...}]` under config.config."""
+    if ("condition" in config or "loop_type" in config) and isinstance(config.get("config"), dict):
+        loop = (config.get("loop_type") or {}).get("detail") or {}
+        return config["config"], config.get("condition") is not None, loop.get("array_name")
+    return config, False, None
 
 
 @pytest.fixture(scope="session")
@@ -118,6 +123,37 @@ def templates() -> dict[str, Template]:
         path.relative_to(INFRA).as_posix(): Template(path, parser.parse(text=path.read_text(encoding="utf-8")))
         for path in BICEP_FILES
     }
+
+
+@pytest.fixture(scope="session")
+def main(templates) -> Template:
+    return templates["main.bicep"]
+
+
+@pytest.fixture(scope="session")
+def function_app(templates) -> Template:
+    return templates["modules/function-app.bicep"]
+
+
+@pytest.fixture(scope="session")
+def site(function_app) -> Resource:
+    (site,) = function_app.resources_of_type("Microsoft.Web/sites")
+    return site
+
+
+def dotted(expression: Any) -> str:
+    """`a.b.c` from pycep's nested property_accessor operators; plain names and strings as they are."""
+    if isinstance(expression, dict) and expression.get("operator", {}).get("type") == "property_accessor":
+        operands = expression["operator"]["operands"]
+        return f"{dotted(operands['operand_1'])}.{dotted(operands['operand_2'])}"
+    return expression
+
+
+def module_param(main: Template, module_path: str, param: str) -> Any:
+    for module in main.modules.values():
+        if module["path"] == module_path:
+            return dotted(module["params"][param])
+    raise AssertionError(f"main.bicep does not use {module_path}")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,183 @@
+// Create or change an export: connection, segments, Data matching from the segments' columns, triggers.
+import {get, post, put, segment} from "./api.js";
+import {fill, h, plural} from "./dom.js";
+import {checkedValues, choices, clearProblems, field, showProblem, summary} from "./forms.js";
+import {LAYOUTS} from "./segments.js";
+
+/** Omnisend contact fields, in the order Customer Insights' own export shows them. */
+export const CONTACT_FIELDS = [
+  ["email", "Email", true],
+  ["firstName", "First name"],
+  ["lastName", "Last name"],
+  ["address", "Address"],
+  ["country", "Country/Region"],
+  ["state", "State"],
+  ["city", "City"],
+  ["postalCode", "Post code"],
+];
+
+/** The form field an API error path belongs to: "mapping.email" -> "mapping.email", "segments[2]" -> "segments". */
+function fieldFor(path) {
+  if (/^mapping\.\w+$/.test(path)) return path;
+  const root = path.replace(/[[.].*$/, "");
+  return ["displayName", "connectionId", "segments", "mapping", "runOn", "tagContacts"].includes(root) ? root : null;
+}
+
+/** Columns every chosen segment has (names match case-insensitively, as the run engine matches them). */
+export function commonColumns(chosen) {
+  if (!chosen.length) return [];
+  const [first, ...others] = chosen;
+  const sets = others.map((item) => new Set(item.columns.map((name) => name.toLowerCase())));
+  return first.columns.filter((name) => sets.every((set) => set.has(name.toLowerCase())));
+}
+
+export async function exportForm(context, exportId) {
+  const {signal} = context;
+  const editing = Boolean(exportId);
+  const [connections, segments, current] = await Promise.all([
+    get("connections", {signal}), get("segments", {signal}),
+    editing ? get(`exports/${segment(exportId)}`, {signal}) : Promise.resolve(null),
+  ]);
+  const existing = current?.data || {displayName: "", connectionId: "", segments: [], mapping: {}, runOn: ["schedule", "upload"], tagContacts: true};
+  const etag = current?.etag || null;
+  const title = editing ? `Edit “${existing.displayName}”` : "New export";
+  const usable = connections.data.connections;
+
+  if (!editing && !usable.length) {
+    context.frame(title, h("p", {class: "empty"}, context.role === "admin"
+      ? ["An export needs a connection to Omnisend: ", h("a", {href: "#/connections/new"}, "add a connection"), " first."]
+      : "An export needs a connection to Omnisend, and no admin has shared one with contributors yet."));
+    return;
+  }
+
+  const name = h("input", {type: "text", autocomplete: "off", maxlength: "200", value: existing.displayName});
+  const connection = h("select", {},
+    h("option", {value: ""}, "Choose a connection"),
+    usable.map((item) => h("option", {value: item.id, selected: item.id === existing.connectionId}, item.displayName)));
+  if (existing.connectionId && !usable.some((item) => item.id === existing.connectionId)) {
+    connection.append(h("option", {value: existing.connectionId, selected: true}, `${existing.connectionId} (not available to you)`));
+  }
+
+  const known = new Map(segments.data.segments.map((item) => [item.name.toLowerCase(), item]));
+  const segmentItems = segments.data.segments.map((item) => ({
+    value: item.name, label: item.name, checked: existing.segments.some((chosen) => chosen.toLowerCase() === item.name.toLowerCase()),
+    hint: `(${LAYOUTS[item.layout] || item.layout}, ${plural(item.columns.length, "column")})`,
+  }));
+  for (const missing of existing.segments.filter((chosen) => !known.has(chosen.toLowerCase()))) {
+    segmentItems.push({value: missing, label: missing, checked: true, hint: "(not in the container now)"});
+  }
+  const segmentBox = choices({name: "segments", legend: "Segments", required: true, items: segmentItems,
+    hint: segmentItems.length ? "Every profile of the chosen segments is sent to Omnisend as a contact."
+      : "No segments in the container yet: Customer Insights has not exported any."});
+
+  const selects = new Map();
+  const mappingGrid = h("div", {class: "mapping"});
+  for (const [key, label, required] of CONTACT_FIELDS) {
+    const select = h("select", {});
+    selects.set(key, select);
+    mappingGrid.append(field({name: `mapping.${key}`, label, control: select, required}));
+  }
+  const mappingHint = h("p", {class: "hint", id: "mapping-hint"});
+  const mappingBox = h("fieldset", {class: "choices", "data-field-box": "mapping", "data-field": "mapping", "aria-describedby": "mapping-hint mapping-error"},
+    h("legend", {}, "Data matching"),
+    mappingHint,
+    h("p", {class: "error", id: "mapping-error", "data-error-for": "mapping", hidden: true}),
+    mappingGrid);
+
+  const chosenMapping = {...existing.mapping};
+  function refreshColumns() {
+    const chosen = checkedValues(segmentBox).map((value) => known.get(value.toLowerCase())).filter(Boolean);
+    const columns = commonColumns(chosen);
+    mappingHint.textContent = chosen.length
+      ? `Choose the column of the chosen segments that holds each Omnisend field. Offered: the ${plural(columns.length, "column")} every chosen segment has. Email is required; leave the others as “Not sent” if you do not need them.`
+      : "Choose segments first: their columns are offered here.";
+    for (const [key, , required] of CONTACT_FIELDS) {
+      const select = selects.get(key);
+      const previous = chosenMapping[key] || "";
+      const keep = columns.find((column) => column.toLowerCase() === previous.toLowerCase()) || "";
+      fill(select,
+        h("option", {value: ""}, required ? "Choose a column" : "Not sent"),
+        columns.map((column) => h("option", {value: column, selected: column === keep}, column)));
+      if (!keep && previous && !chosen.length) {
+        select.append(h("option", {value: previous, selected: true}, previous));
+      }
+      if (!select.value && required) {
+        const guess = columns.filter((column) => /e-?mail/i.test(column));
+        if (guess.length === 1) select.value = guess[0];
+      }
+      select.disabled = !columns.length && !select.value;
+    }
+  }
+  segmentBox.addEventListener("change", () => {
+    refreshColumns();
+    context.announce("The columns offered for Data matching changed.");
+  });
+  for (const select of selects.values()) select.addEventListener("change", () => { chosenMapping[select.dataset.field.slice(8)] = select.value; });
+
+  const runOn = choices({name: "runOn", legend: "Run on", hint: "Besides these, you can always start a run with “Run now”.", items: [
+    {value: "schedule", label: "Schedule", hint: "(the daily refresh)", checked: existing.runOn.includes("schedule")},
+    {value: "upload", label: "Upload", hint: "(when Customer Insights writes new data)", checked: existing.runOn.includes("upload")},
+  ]});
+  const tags = choices({name: "tagContacts", legend: "Tags", items: [
+    {value: "yes", label: "Tag contacts with their segments' names", checked: existing.tagContacts,
+      hint: "(and take the tag off contacts that left a segment)"},
+  ]});
+
+  const save = h("button", {type: "submit", class: "primary"}, "Save");
+  const form = h("form", {novalidate: true, "aria-label": title},
+    summary(),
+    h("div", {class: "panel"},
+      field({name: "displayName", label: "Display name", control: name, required: true}),
+      field({name: "connectionId", label: "Connection", control: connection, required: true,
+        hint: context.role === "admin" ? "The Omnisend store to send contacts to." : "The Omnisend stores admins shared with contributors."})),
+    segmentBox,
+    mappingBox,
+    runOn,
+    tags,
+    h("p", {class: "hint"}, "Saving never runs the export."),
+    h("div", {class: "actions"}, save, h("a", {class: "button", href: editing ? `#/exports/${segment(exportId)}/runs` : "#/exports"}, "Cancel")),
+  );
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const mapping = {};
+    for (const [key] of CONTACT_FIELDS) if (selects.get(key).value) mapping[key] = selects.get(key).value;
+    const body = {
+      displayName: name.value,
+      connectionId: connection.value,
+      segments: checkedValues(segmentBox),
+      mapping,
+      runOn: checkedValues(runOn),
+      tagContacts: checkedValues(tags).includes("yes"),
+    };
+    save.disabled = true;
+    form.setAttribute("aria-busy", "true");
+    try {
+      const {data} = editing
+        ? await put(`exports/${segment(exportId)}`, body, {ifMatch: etag})
+        : await post("exports", body);
+      context.flash(`Export “${data.displayName}” saved. Saving does not run it: use “Run now” or wait for its triggers.`);
+      context.navigate(editing ? `#/exports/${segment(data.id)}/runs` : "#/exports");
+    } catch (error) {
+      if (error.code === "precondition_failed" || error.code === "edit_conflict") {
+        const reload = h("button", {type: "button", onclick: () => {
+          clearProblems(form);
+          context.navigate(`#/exports/${segment(exportId)}/edit`);
+        }}, "Load their version");
+        showProblem(form, error, {title: "Someone else changed this export", extra: [
+          h("p", {}, "Your changes were not saved: the export was changed since you opened it. Load the current version, then make your changes again."),
+          reload]});
+      } else {
+        showProblem(form, error, {fieldFor});
+      }
+    } finally {
+      save.disabled = false;
+      form.removeAttribute("aria-busy");
+    }
+  });
+
+  context.frame(title,
+    h("p", {class: "intro"}, "Choose where contacts go, which segments they come from, and which column holds each contact field."),
+    form);
+  refreshColumns();
+}

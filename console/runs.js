@@ -1,0 +1,168 @@
+// Runs of one export, newest first: status, counts, live progress while running, cancel, rejects.
+import {get, post, segment} from "./api.js";
+import {fill, h, plural, time} from "./dom.js";
+import {describe} from "./forms.js";
+import {runOnWords} from "./exports.js";
+import {ACTIVE, STATUS, TRIGGERS, badge} from "./status.js";
+
+const POLL_MS = 1000;
+const LIMIT = 25;
+
+export async function runsPage(context, exportId) {
+  const {signal} = context;
+  const path = `exports/${segment(exportId)}`;
+  const [exportAnswer, runsAnswer] = await Promise.all([get(path, {signal}), get(`${path}/runs`, {signal, query: {limit: LIMIT}})]);
+  const item = exportAnswer.data;
+  const message = h("p", {class: "problem", role: "alert", hidden: true});
+  const tbody = h("tbody");
+  const empty = h("p", {class: "empty"}, "No runs yet. “Run now” starts one; so do the export's triggers.");
+  const table = h("table", {},
+    h("caption", {class: "visually-hidden"}, `Runs of ${item.displayName}, newest first`),
+    h("thead", {}, h("tr", {}, ["Started", "Status", "Progress", "Rows", "Finished", "Actions"].map((name) => h("th", {scope: "col"}, name)))),
+    tbody);
+  const runNow = h("button", {type: "button", class: "primary", onclick: async () => {
+    runNow.disabled = true;
+    message.hidden = true;
+    try {
+      const {data} = await post(`${path}/runs`);
+      context.announce(`Run queued.`);
+      await refresh();
+      tbody.querySelector(`tr[data-run-id="${CSS.escape(data.runId)}"] [data-cell="status"]`)?.focus();
+    } catch (error) {
+      message.textContent = error.code === "run_in_progress"
+        ? "This export already has a run in progress (below): wait for it or cancel it." : describe(error);
+      message.hidden = false;
+    } finally {
+      runNow.disabled = false;
+    }
+  }}, "Run now");
+
+  context.frame(`Runs of “${item.displayName}”`,
+    h("p", {class: "intro"}, `${item.segments.join(", ")} → Omnisend. Runs on: ${runOnWords(item.runOn)}.`),
+    h("div", {class: "actions"}, runNow, h("a", {class: "button", href: `#/${path}/edit`}, "Edit export"),
+      h("a", {class: "button", href: "#/exports"}, "All exports")),
+    message, empty, table);
+
+  const rows = new Map();
+  let timer = null;
+
+  function show(runs) {
+    empty.hidden = runs.length > 0;
+    table.hidden = runs.length === 0;
+    runs.forEach((run, index) => {
+      let row = rows.get(run.runId);
+      if (!row) {
+        row = new RunRow(run, context, message, refresh);
+        rows.set(run.runId, row);
+      }
+      row.update(run);
+      if (tbody.children[index] !== row.element) tbody.insertBefore(row.element, tbody.children[index] || null);
+    });
+    if (runs.some((run) => ACTIVE.has(run.status))) poll(POLL_MS);
+  }
+
+  function poll(delay) {
+    if (signal.aborted) return;
+    window.clearTimeout(timer);
+    timer = window.setTimeout(async () => {
+      try {
+        await refresh();
+        if (message.dataset.polling) {
+          message.hidden = true;
+          delete message.dataset.polling;
+        }
+      } catch (error) {
+        if (signal.aborted) return;
+        message.textContent = `The runs could not be refreshed (${describe(error)}); trying again.`;
+        message.dataset.polling = "failed";
+        message.hidden = false;
+        poll(delay * 2 > 30000 ? 30000 : delay * 2);
+      }
+    }, delay);
+  }
+
+  async function refresh() {
+    if (signal.aborted) return;
+    const {data} = await get(`${path}/runs`, {signal, query: {limit: LIMIT}});
+    show(data.runs);
+  }
+
+  signal.addEventListener("abort", () => window.clearTimeout(timer));
+  show(runsAnswer.data.runs);
+}
+
+class RunRow {
+  constructor(run, context, message, refresh) {
+    this.runId = run.runId;
+    this.status = h("td", {"data-label": "Status", "data-cell": "status", tabindex: "-1"});
+    this.progress = h("td", {"data-label": "Progress"});
+    this.counts = h("td", {"data-label": "Rows"});
+    this.finished = h("td", {"data-label": "Finished"});
+    this.actions = h("td", {"data-label": "Actions"});
+    this.message = message;
+    this.refresh = refresh;
+    this.actionsKey = null;
+    this.element = h("tr", {"data-run-id": run.runId},
+      h("td", {"data-label": "Started"}, time(run.startedAt), h("br"), h("span", {class: "columns"}, TRIGGERS[run.trigger] || run.trigger)),
+      this.status, this.progress, this.counts, this.finished, this.actions);
+  }
+
+  update(run) {
+    const [, words] = STATUS[run.status] || [run.status, ""];
+    fill(this.status, badge(run.status), h("br"), h("span", {class: "columns"}, words),
+      run.error ? h("p", {class: "run-error"}, run.error) : null);
+    const percent = Math.floor(run.progress * 100);
+    const bar = this.progress.querySelector("progress") || h("progress", {max: "100", "aria-label": `Progress of the run started ${new Date(run.startedAt).toLocaleString()}`});
+    bar.value = percent;
+    const label = this.progress.querySelector(".percent") || h("span", {class: "percent"});
+    label.textContent = `${percent}%`;
+    if (!this.progress.firstChild) this.progress.append(h("div", {class: "progress"}, bar, label));
+    const counts = run.counts;
+    fill(this.counts, h("p", {class: "counts"},
+      `${plural(counts.rows, "row")}: ${counts.sent.toLocaleString()} sent, ${counts.rejected.toLocaleString()} rejected, ${counts.failed.toLocaleString()} failed`,
+      run.untagged ? `; ${plural(run.untagged, "contact")} lost a segment tag` : ""));
+    fill(this.finished, time(run.finishedAt));
+
+    const active = ACTIVE.has(run.status);
+    const hasRejects = counts.rejected + counts.failed > 0;
+    const key = `${active}/${hasRejects}`;
+    if (key === this.actionsKey) return;
+    const hadFocus = this.actions.contains(document.activeElement);
+    this.actionsKey = key;
+    const buttons = [];
+    if (active) buttons.push(h("button", {type: "button", class: "danger", onclick: (event) => this.cancel(event.currentTarget)}, "Cancel run"));
+    if (hasRejects) buttons.push(h("button", {type: "button", onclick: (event) => this.download(event.currentTarget)}, "Download rejects (CSV)"));
+    fill(this.actions, buttons.length ? h("div", {class: "row-actions"}, buttons) : h("span", {class: "columns"}, active ? "" : "No rejects"));
+    if (hadFocus) (this.actions.querySelector("button") || this.status).focus();
+  }
+
+  async cancel(button) {
+    button.disabled = true;
+    try {
+      await post(`runs/${segment(this.runId)}/cancel`);
+      await this.refresh();
+    } catch (error) {
+      this.message.textContent = describe(error);
+      this.message.hidden = false;
+      button.disabled = false;
+    }
+  }
+
+  async download(button) {
+    button.disabled = true;
+    try {
+      const {data} = await get(`runs/${segment(this.runId)}/rejects`);
+      const url = URL.createObjectURL(data);
+      const link = h("a", {href: url, download: `rejects-${this.runId}.csv`, hidden: true});
+      document.body.append(link);
+      link.click();
+      link.remove();
+      window.setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (error) {
+      this.message.textContent = describe(error);
+      this.message.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
+  }
+}

@@ -1,0 +1,128 @@
+"""Exports: which segments go to which connection, how fields map, and what starts their runs.
+
+Contributors may create, change, run and delete exports on connections usable by contributors.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..documents import RUN_ON_VALUES, Connection, DocumentConflictError, DocumentNotFoundError, Export, new_id, utc_now
+from ..problems import ApiProblem, FieldError
+from .access import get_export as _get_export
+from .access import require_usable
+from .http import ApiResponse, json_response, location
+from .routing import Access, Context, route
+from .segments import chosen_segments
+from .validation import BodyField, boolean, column_map, list_of, one_of, parse_body, text, token
+
+log = logging.getLogger(__name__)
+
+EXPORT_FIELDS = (
+    BodyField("displayName", text(200), required=True),
+    BodyField("connectionId", token(64), required=True),
+    BodyField("segments", list_of(text(256), min_items=1, max_items=100), required=True),
+    BodyField("mapping", column_map(max_entries=32, max_length=256), required=True),
+    BodyField("runOn", list_of(one_of(*RUN_ON_VALUES), min_items=0, max_items=2),
+              default=lambda: list(RUN_ON_VALUES)),
+    BodyField("tagContacts", boolean, default=True),
+)
+
+
+def _validated_export(context: Context, body: dict[str, Any]) -> tuple[Connection, list[str], dict[str, str]]:
+    """Check an export body against stored state: connection, segments, and the mapping's columns."""
+    from .. import mapping
+
+    try:
+        field_mapping = mapping.FieldMapping.from_dict(body["mapping"])
+    except mapping.MappingError as error:
+        raise ApiProblem("validation_failed", f"mapping: {error}", [FieldError("mapping", str(error))]) from None
+    try:
+        connection = context.store.get_connection(body["connectionId"])
+    except DocumentNotFoundError:
+        raise ApiProblem("unknown_connection", f"connection {body['connectionId']!r} does not exist",
+                         [FieldError("connectionId", "names no connection")]) from None
+    require_usable(context, connection)
+
+    chosen = chosen_segments(context.settings, body["segments"])
+    errors = []
+    for index, segment in enumerate(chosen):
+        try:
+            mapping.bind(field_mapping, segment.columns, segment.name)
+        except mapping.MappingError as error:  # the message names the segment and the missing columns
+            errors.append(FieldError(f"segments[{index}]", str(error)))
+    if errors:
+        raise ApiProblem("mapping_invalid", "; ".join(error.message for error in errors), errors)
+    return connection, [segment.name for segment in chosen], field_mapping.to_dict()
+
+
+def _export_response(status: int, export: Export, extra_headers: dict[str, str] | None = None) -> ApiResponse:
+    headers = {"ETag": export.etag} if export.etag else {}
+    return json_response(status, export.to_api(), {**headers, **(extra_headers or {})})
+
+
+@route("POST", "/exports", Access.MEMBER)
+def create_export(context: Context) -> ApiResponse:
+    body = parse_body(context.request, EXPORT_FIELDS)
+    connection, segment_names, field_mapping = _validated_export(context, body)
+    now = utc_now()
+    export = Export(
+        id=new_id(), display_name=body["displayName"].strip(), connection_id=connection.id,
+        segments=segment_names, mapping=field_mapping, run_on=list(body["runOn"]),
+        tag_contacts=body["tagContacts"], created_at=now, updated_at=now, created_by=context.identity,
+    )
+    context.store.put_export(export)  # saving never runs it
+    log.info("export %s created by %s", export.id, context.identity)
+    return _export_response(201, export, location(f"exports/{export.id}"))
+
+
+@route("GET", "/exports", Access.MEMBER)
+def list_exports(context: Context) -> ApiResponse:
+    exports = context.store.list_exports()
+    if not context.is_admin:
+        usable = {item.id for item in context.store.list_connections() if item.usable_by_contributors}
+        exports = [item for item in exports if item.connection_id in usable]
+    return json_response(200, {"exports": [item.to_api() for item in exports]})
+
+
+@route("GET", "/exports/{exportId}", Access.MEMBER)
+def get_export(context: Context) -> ApiResponse:
+    return _export_response(200, _get_export(context, context.params["exportId"]))
+
+
+@route("PUT", "/exports/{exportId}", Access.MEMBER)
+def replace_export(context: Context) -> ApiResponse:
+    current = _get_export(context, context.params["exportId"])
+    if_match = context.request.headers.get("If-Match")
+    if if_match and if_match.strip() not in ("*", current.etag):
+        raise ApiProblem("precondition_failed", f"export {current.id!r} changed since you read it; GET it again")
+    body = parse_body(context.request, EXPORT_FIELDS)
+    connection, segment_names, field_mapping = _validated_export(context, body)
+    export = Export(
+        id=current.id, display_name=body["displayName"].strip(), connection_id=connection.id,
+        segments=segment_names, mapping=field_mapping, run_on=list(body["runOn"]),
+        tag_contacts=body["tagContacts"], created_at=current.created_at, updated_at=utc_now(),
+        created_by=current.created_by,
+    )
+    try:
+        context.store.put_export(export, if_match=current.etag)
+    except DocumentConflictError:
+        code = "precondition_failed" if if_match else "edit_conflict"
+        raise ApiProblem(code, f"export {current.id!r} was changed at the same time; GET it and retry") from None
+    log.info("export %s replaced by %s", export.id, context.identity)
+    return _export_response(200, export)
+
+
+@route("DELETE", "/exports/{exportId}", Access.MEMBER)
+def delete_export(context: Context) -> ApiResponse:
+    export = _get_export(context, context.params["exportId"])
+    from .runs import engine
+
+    # Runs first: queued chunks of a deleted export must do nothing further.
+    engine().cancel_export_runs(context.settings, export.id)
+    try:
+        context.store.delete_export(export.id)
+    except DocumentNotFoundError:
+        pass  # deleted at the same time by someone else: the outcome the caller wants
+    log.info("export %s deleted by %s", export.id, context.identity)
+    return ApiResponse(204)

@@ -1,0 +1,154 @@
+"""Runs: start one, list an export's runs, read a run and its rejected rows, cancel it.
+
+A run is judged by the connection it used (its snapshot of the export), not by the export's current
+connection: moving an export to a connection contributors may use opens its new runs to them, never
+its old ones. Contributors read a run's error without URLs, paths and secret names.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from ..keystore import SECRET_NAME_PREFIX
+from ..problems import ApiProblem, FieldError
+from .access import get_export
+from .http import ApiResponse, json_response, location
+from .routing import Access, Context, route
+
+log = logging.getLogger(__name__)
+
+_LIMIT = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit also takes "²", which int() refuses
+
+
+def engine():
+    """The run engine (`shared.runs`), imported when first needed."""
+    try:
+        from .. import runs
+    except ImportError as error:
+        raise ApiProblem("not_implemented", f"the run engine is not available: {error}") from None
+    return runs
+
+
+def _run_connection_id(run: Any) -> str:
+    """The id of the connection the run used, from the run's own snapshot of its export."""
+    return run.export.connection_id
+
+
+def _run_id(run: Any) -> str:
+    return run.to_api()["runId"]
+
+
+def _limit(context: Context, default: int = 50, maximum: int = 1000) -> int:
+    raw = context.request.query.get("limit")
+    if raw is None:
+        return default
+    if not _LIMIT.fullmatch(raw) or not 1 <= int(raw) <= maximum:
+        raise ApiProblem("validation_failed", f"limit must be a whole number from 1 to {maximum}",
+                         [FieldError("limit", f"must be a whole number from 1 to {maximum}")])
+    return int(raw)
+
+
+# --- what a contributor may see of a run -----------------------------------------------------------
+
+
+def _run_problem(context: Context, run: Any) -> ApiProblem | None:
+    """Why the caller may not see `run`, or None: admins see every run, contributors the runs that used a
+    connection usable by contributors (the connection as it is now)."""
+    if context.is_admin:
+        return None
+    connection = context.connection(_run_connection_id(run))
+    if connection is None:
+        return ApiProblem("forbidden", f"the connection run {_run_id(run)!r} used was deleted; only admins can "
+                          "see the run")
+    if not connection.usable_by_contributors:
+        return ApiProblem("connection_not_usable", f"run {_run_id(run)!r} used connection {connection.id!r}, "
+                          "which is usable by admins only")
+    return None
+
+
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,:;)]")  # punctuation after it stays
+_AZURE_HOST = re.compile(r"\b(?:[A-Za-z0-9-]+\.)+(?:azure\.net|windows\.net|azure\.cn|chinacloudapi\.cn|"
+                         r"usgovcloudapi\.net)\b", re.IGNORECASE)
+_SECRET_NAME = re.compile(re.escape(SECRET_NAME_PREFIX) + r"[0-9A-Za-z-]*")
+_ABSOLUTE_PATH = re.compile(r"(?:(?<=[\s'\"(=])|^)(?:/[^\s/'\"]+){2,}/?")
+
+
+def redact_error(error: str) -> str:
+    """A run's error as contributors see it: without URLs (Key Vault, storage), Azure host names,
+    absolute paths (the local secret folder) and secret names. The rest still says what went wrong."""
+    error = _URL.sub("<url>", error)
+    error = _AZURE_HOST.sub("<host>", error)
+    error = _ABSOLUTE_PATH.sub("<path>", error)
+    return _SECRET_NAME.sub("<secret>", error)
+
+
+def _run_view(context: Context, run: Any) -> dict[str, Any]:
+    view = run.to_api()
+    if not context.is_admin and view.get("error"):
+        view["error"] = redact_error(view["error"])
+    return view
+
+
+def _get_run(context: Context) -> Any:
+    """A run the caller may see (see `_run_problem`)."""
+    runs = engine()
+    run_id = context.params["runId"]
+    try:
+        run = runs.get_run(context.settings, run_id)
+    except runs.RunNotFoundError:
+        raise ApiProblem("run_not_found", f"run {run_id!r} does not exist") from None
+    problem = _run_problem(context, run)
+    if problem:
+        raise problem
+    return run
+
+
+# --- routes ------------------------------------------------------------------------------------------
+
+
+@route("POST", "/exports/{exportId}/runs", Access.MEMBER)
+def start_run(context: Context) -> ApiResponse:
+    export = get_export(context, context.params["exportId"])
+    runs = engine()
+    try:
+        run = runs.start_run(context.settings, export, "manual")
+    except runs.RunInProgressError as error:
+        raise ApiProblem("run_in_progress", f"export {export.id!r} has run {error.run_id!r} in progress; wait for "
+                         "it or cancel it", extra={"runId": error.run_id}) from None
+    view = run.to_api()
+    log.info("run %s of export %s started by %s", view["runId"], export.id, context.identity)
+    return json_response(202, {"runId": view["runId"], "status": view["status"]}, location(f"runs/{view['runId']}"))
+
+
+@route("GET", "/exports/{exportId}/runs", Access.MEMBER)
+def list_runs(context: Context) -> ApiResponse:
+    """The export's runs, newest first; a contributor's list leaves out runs on connections they may not use."""
+    export = get_export(context, context.params["exportId"])
+    limit = _limit(context)
+    runs = engine().list_runs(context.settings, export.id, limit=limit)
+    visible = [run for run in runs if _run_problem(context, run) is None]
+    return json_response(200, {"runs": [_run_view(context, run) for run in visible]})
+
+
+@route("GET", "/runs/{runId}", Access.MEMBER)
+def get_run(context: Context) -> ApiResponse:
+    return json_response(200, _run_view(context, _get_run(context)))
+
+
+@route("GET", "/runs/{runId}/rejects", Access.MEMBER)
+def get_rejects(context: Context) -> ApiResponse:
+    run = _get_run(context)
+    csv_bytes = engine().rejects_csv(context.settings, _run_id(run))
+    return ApiResponse(200, csv_bytes, {
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="rejects-{_run_id(run)}.csv"',
+    })
+
+
+@route("POST", "/runs/{runId}/cancel", Access.MEMBER)
+def cancel_run(context: Context) -> ApiResponse:
+    run = _get_run(context)
+    cancelled = engine().cancel_run(context.settings, _run_id(run))
+    log.info("run %s cancelled by %s", _run_id(run), context.identity)
+    return json_response(200, _run_view(context, cancelled))

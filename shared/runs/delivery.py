@@ -1,0 +1,249 @@
+"""Delivering one chunk's contacts to Omnisend: batches, verified outcomes, segment tags.
+
+A contact counts as sent only when its batch finished without an error for it. Progress is kept in a
+`ChunkProgress` that the session persists after every step, so a redelivered or deferred chunk resumes
+where it stopped instead of spending the rate budget again.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Protocol
+
+from ..omnisend import (
+    MAX_BATCH_ITEMS,
+    MAX_TAG_EMAILS,
+    Batch,
+    OmnisendClient,
+    OmnisendError,
+    RateLimitedError,
+    TransientError,
+)
+from .errors import Deferred
+
+log = logging.getLogger(__name__)
+
+STOPPED_BATCH_RETRIES = 2
+
+
+@dataclass
+class BatchState:
+    emails: list[str]
+    batch_id: str | None = None
+    attempt: int = 0
+    sent: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)  # email -> Omnisend's message
+    failed: dict[str, str] = field(default_factory=dict)
+    verified: bool = False
+
+
+@dataclass
+class ChunkProgress:
+    """Everything a chunk has done so far in Omnisend; JSON-serialisable through to_dict/from_dict."""
+
+    batches: list[BatchState] = field(default_factory=list)
+    tag_calls_done: list[int] = field(default_factory=list)
+    tag_failed: dict[str, str] = field(default_factory=dict)
+    rate_limited: int = 0  # deferrals for an Omnisend 429 or a spent budget
+
+    def to_dict(self) -> dict:
+        return {
+            "batches": [vars(b) for b in self.batches],
+            "tagCallsDone": self.tag_calls_done,
+            "tagFailed": self.tag_failed,
+            "rateLimited": self.rate_limited,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ChunkProgress":
+        return cls(
+            batches=[BatchState(**b) for b in data.get("batches", [])],
+            tag_calls_done=list(data.get("tagCallsDone", [])),
+            tag_failed=dict(data.get("tagFailed", {})),
+            rate_limited=int(data.get("rateLimited", 0)),
+        )
+
+
+class Session(Protocol):
+    """Where a delivery keeps its progress, and whom it asks whether to go on."""
+
+    def save(self, progress: ChunkProgress) -> None:
+        """Persist `progress`; raises ClaimLost when another delivery took the chunk over."""
+
+    def check(self) -> None:
+        """Asked before every write to Omnisend: raises Stopped once the run has ended."""
+
+    def heartbeat(self) -> None:
+        """Asked while waiting for batches: keeps the chunk held by this delivery."""
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    sent: frozenset[str]
+    rejected: dict[str, str]
+    failed: dict[str, str]
+
+
+@dataclass
+class ChunkDelivery:
+    """Sends `contacts` (email -> ContactRequest body) and tags each sent email with its tags."""
+
+    client: OmnisendClient
+    contacts: dict[str, dict]
+    tags_by_email: dict[str, tuple[str, ...]]
+    # Emails upserted by an earlier segment of the run: they only get this segment's tag.
+    tag_only: frozenset[str]
+    progress: ChunkProgress
+    session: Session
+    max_wait_seconds: float = 120.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def run(self) -> DeliveryOutcome:
+        if not self.progress.batches:
+            emails = list(self.contacts)
+            self.progress.batches = [
+                BatchState(emails[i : i + MAX_BATCH_ITEMS]) for i in range(0, len(emails), MAX_BATCH_ITEMS)
+            ]
+            self.save()
+        try:
+            while not all(b.verified for b in self.progress.batches):
+                self._create_missing_batches()
+                self._verify_finished_batches()
+            outcome = self._outcome()
+            self._tag(outcome.sent)
+        except RateLimitedError as exc:
+            self.progress.rate_limited += 1
+            self.save()
+            raise Deferred(exc.retry_after, f"Omnisend rate limit: {exc}", rate_limited=True) from exc
+        return self._outcome()
+
+    def give_up(self, reason: str) -> DeliveryOutcome:
+        """The outcome when the chunk may wait no longer: whatever is not done fails with `reason`."""
+        outcome = self._outcome()
+        tagged = self._tagged()
+        failed = dict(outcome.failed)
+        for email in (*self.contacts, *self.tag_only):
+            if email not in outcome.rejected and email not in failed and (
+                    email not in outcome.sent or email not in tagged):
+                failed[email] = reason
+        return DeliveryOutcome(frozenset(outcome.sent - failed.keys()), outcome.rejected, failed)
+
+    def save(self) -> None:
+        self.session.save(self.progress)
+
+    def _create_missing_batches(self) -> None:
+        for batch in self.progress.batches:
+            if batch.batch_id is None and not batch.verified:
+                self.session.check()
+                items = [self.contacts[email] for email in batch.emails]
+                batch.batch_id = self.client.create_contact_batch(items)
+                self.save()
+
+    def _verify_finished_batches(self) -> None:
+        pending = {b.batch_id: b for b in self.progress.batches if b.batch_id and not b.verified}
+        deadline = time.monotonic() + self.max_wait_seconds
+        delay = 0.2
+        while pending:
+            statuses = self.client.get_batches(list(pending))
+            done = [s for s in statuses.values() if s.done]
+            for status in done:
+                self._settle(pending.pop(status.batch_id), status)
+            if any(b.batch_id is None and not b.verified for b in self.progress.batches):
+                return  # a stopped batch is to be resent first
+            if pending:
+                if time.monotonic() + delay > deadline:
+                    raise Deferred(30.0, f"{len(pending)} Omnisend batches still running")
+                self.session.heartbeat()
+                self.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _settle(self, batch: BatchState, status: Batch) -> None:
+        ok: set[str] = set()
+        errors: dict[str, str] = {}
+        if status.status == "finished" and status.errors_count == 0:
+            ok = set(batch.emails)
+        else:
+            for item in self.client.get_batch_items(status.batch_id):
+                if item.ok:
+                    ok.add(item.email)
+                else:
+                    errors[item.email] = item.message or f"HTTP {item.response_code}"
+        ok &= set(batch.emails)
+        batch.sent.extend(e for e in batch.emails if e in ok and e not in batch.sent)
+        if status.status == "finished":
+            # Every item the batch handled is either a response or an error; an item missing from both
+            # was not confirmed, so it is not counted as sent.
+            for email in batch.emails:
+                if email not in ok:
+                    batch.rejected[email] = errors.get(email, "not confirmed by Omnisend")
+            batch.verified = True
+        else:  # stopped for too many errors: resend what did not land, a bounded number of times
+            for email, message in errors.items():
+                if not _retryable(message):
+                    batch.rejected[email] = message
+            remaining = [e for e in batch.emails if e not in ok and e not in batch.rejected]
+            if remaining and batch.attempt < STOPPED_BATCH_RETRIES:
+                log.warning("batch %s stopped; resending %d items", status.batch_id, len(remaining))
+                self.progress.batches.append(BatchState(remaining, attempt=batch.attempt + 1))
+                batch.emails = [e for e in batch.emails if e not in remaining]
+            else:
+                for email in remaining:
+                    batch.failed[email] = "Omnisend stopped the batch (too many errors); retries used up"
+            batch.verified = True
+        self.save()
+
+    def _outcome(self) -> DeliveryOutcome:
+        sent: set[str] = set()
+        rejected: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        for batch in self.progress.batches:
+            sent.update(batch.sent)
+            rejected.update(batch.rejected)
+            failed.update(batch.failed)
+        sent.update(self.tag_only)
+        failed.update(self.progress.tag_failed)
+        sent -= failed.keys()
+        return DeliveryOutcome(frozenset(sent), rejected, failed)
+
+    def _tag(self, sent: Iterable[str]) -> None:
+        for index, (tags, emails) in enumerate(self._tag_calls(sent)):
+            if index in self.progress.tag_calls_done:
+                continue
+            self.session.check()
+            try:
+                self.client.add_tags(emails, list(tags))
+            except (RateLimitedError, TransientError):
+                raise
+            except OmnisendError as exc:
+                for email in emails:
+                    self.progress.tag_failed[email] = f"tagging failed: {exc}"
+            self.progress.tag_calls_done.append(index)
+            self.save()
+
+    def _tagged(self) -> set[str]:
+        """Emails whose tag call is done, or that need none."""
+        sent = self._outcome().sent
+        done = {email for index, (_, emails) in enumerate(self._tag_calls(sent))
+                if index in self.progress.tag_calls_done for email in emails}
+        return done | {email for email in sent if not self.tags_by_email.get(email)}
+
+    def _tag_calls(self, sent: Iterable[str]) -> list[tuple[tuple[str, ...], list[str]]]:
+        """Emails grouped by their tag set, at most MAX_TAG_EMAILS a call, in a stable order."""
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for email in sorted(set(sent)):
+            tags = self.tags_by_email.get(email)
+            if tags:
+                groups.setdefault(tags, []).append(email)
+        return [
+            (tags, emails[i : i + MAX_TAG_EMAILS])
+            for tags, emails in sorted(groups.items())
+            for i in range(0, len(emails), MAX_TAG_EMAILS)
+        ]
+
+
+def _retryable(message: str) -> bool:
+    # A stopped batch leaves items unprocessed or failed for transient reasons; a validation message
+    # is about the item itself and would fail again.
+    lowered = message.lower()
+    return not any(word in lowered for word in ("invalid", "validation", "must be", "not allowed"))

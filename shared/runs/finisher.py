@@ -1,0 +1,142 @@
+"""Pure decisions about a run: what a finished step changes, what is due next, when the run ends,
+and what the watchdog does with a run. No I/O: each function reads (and edits) a Run."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from ..blobstate import parse_utc
+from ..settings import Settings
+from .model import Counts, Due, Plan, Run, RunStatus, StepKind
+
+# Outbox entries older than this look abandoned (their delivery died before sending them).
+OUTBOX_GRACE = timedelta(minutes=2)
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def record_plan(run: Run, plan: Plan, by: str, now: str) -> None:
+    """The plan is saved: record it, open its first waves, and whatever follows (an empty plan ends)."""
+    if run.terminal or run.planned:
+        return
+    run.planned_rows = plan.rows
+    run.segment_names = list(plan.segment_names)
+    run.wave_sizes = [len(wave) for wave in plan.waves]
+    run.plan_token = plan.token
+    run.waves_opened = plan.first_waves
+    if run.waves_opened:
+        run.outbox.append(Due(StepKind.WAVE, 0, run.waves_opened, by, now))
+    advance(run, by, now)
+
+
+def count(run: Run, seq: int, counts: Counts, rate_limited: int) -> None:
+    """Count a chunk's result into the run, once."""
+    if seq in run.chunks_done:
+        return
+    run.counts.add(counts)
+    run.rate_limited += rate_limited
+    run.chunks_done.append(seq)
+
+
+def untag_done(run: Run, wave: int, untagged: int, error: str | None) -> None:
+    """A segment's leavers lost its tag (or could not: `error`, and the run ends partially succeeded)."""
+    if wave not in (run.untag_pending or []):
+        return
+    run.untag_pending = [w for w in run.untag_pending if w != wave]
+    run.untagged += untagged
+    if error:
+        run.error = error  # every row is accounted for by its chunk
+
+
+def advance(run: Run, by: str, now: str) -> None:
+    """Open what is due once every opened chunk is counted: the next wave, the removal of segment
+    tags from leavers, or the run's end. Messages to send go to the run's outbox."""
+    while run.planned and not run.terminal and set(run.opened_chunks) <= set(run.chunks_done):
+        if run.waves_opened < len(run.wave_sizes):
+            run.outbox.append(Due(StepKind.WAVE, run.waves_opened, run.waves_opened + 1, by, now))
+            run.waves_opened += 1
+        elif run.export.tag_contacts and run.untag_pending is None:
+            run.untag_pending = list(range(len(run.wave_sizes)))
+            if run.untag_pending:
+                run.outbox.append(Due(StepKind.UNTAG, 0, len(run.wave_sizes), by, now))
+        elif not run.untag_pending:
+            partial = run.counts.rejected or run.counts.failed or run.error
+            end(run, RunStatus.PARTIALLY_SUCCEEDED if partial else RunStatus.SUCCEEDED, run.error, now)
+        else:
+            break  # waiting for the leavers of some segments to lose the tag
+
+
+def end(run: Run, status: RunStatus, error: str | None, now: str) -> None:
+    """Take the run to a terminal status (a run that has ended stays as it ended)."""
+    if run.terminal or not status.terminal:
+        return
+    run.status, run.finished_at, run.error = status, now, error
+    run.outbox = []
+
+
+def unprocessed_rows(run: Run) -> int:
+    return max(0, run.planned_rows - run.counts.rows)
+
+
+# --------------------------------------------------------------------------- the watchdog
+
+
+class Verdict(str, Enum):
+    NONE = "none"
+    FLUSH = "flush"  # send outbox entries their delivery left behind
+    REDRIVE = "redrive"  # no progress for RUN_STALL_MINUTES: send again what the state says is missing
+    FAIL = "fail"  # running longer than RUN_MAX_HOURS
+
+
+@dataclass(frozen=True)
+class WatchPolicy:
+    stall: timedelta
+    max_run: timedelta
+    outbox_grace: timedelta = OUTBOX_GRACE
+
+    @classmethod
+    def of(cls, settings: Settings) -> "WatchPolicy":
+        return cls(timedelta(minutes=settings.run_stall_minutes), timedelta(hours=settings.run_max_hours))
+
+
+def judge(run: Run, now: datetime, last_activity: datetime, policy: WatchPolicy) -> Verdict:
+    """What the watchdog does with `run` at `now`, given when anything of it last moved."""
+    if run.terminal:
+        return Verdict.NONE
+    if now - parse_utc(run.started_at) >= policy.max_run:
+        return Verdict.FAIL
+    if any(now - parse_utc(due.at) >= policy.outbox_grace for due in run.outbox):
+        return Verdict.FLUSH
+    if now - last_activity >= policy.stall:
+        return Verdict.REDRIVE
+    return Verdict.NONE
+
+
+@dataclass(frozen=True)
+class Missing:
+    """What a stalled run's state says should be in the queue."""
+
+    plan: bool = False
+    chunks: tuple[int, ...] = ()  # opened, not counted
+    untag_waves: tuple[int, ...] = ()
+
+    @property
+    def nothing(self) -> bool:
+        return not (self.plan or self.chunks or self.untag_waves)
+
+
+def missing(run: Run) -> Missing:
+    if run.terminal:
+        return Missing()
+    if not run.planned:
+        return Missing(plan=True)
+    done = set(run.chunks_done)
+    return Missing(chunks=tuple(seq for seq in run.opened_chunks if seq not in done),
+                   untag_waves=tuple(run.untag_pending or ()))
+
+
+def overdue_error(run: Run, max_hours: int) -> str:
+    return (f"the run did not finish within RUN_MAX_HOURS ({max_hours} h) and was stopped; "
+            f"{unprocessed_rows(run)} planned rows were not processed")

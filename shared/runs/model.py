@@ -1,0 +1,253 @@
+"""What a run is: its status and counts, the export as it was when the run started, and where the
+run stands (planned waves, counted chunks, steps decided but not yet queued)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import Enum
+from typing import Any
+
+from .. import documents, segments
+from ..blobstate import parse_utc, utc_now, utc_text
+
+
+class RunStatus(str, Enum):
+    """A run's status; the values are what the API shows."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIALLY_SUCCEEDED = "partiallySucceeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class Trigger(str, Enum):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    UPLOAD = "upload"
+
+
+@dataclass
+class Counts:
+    rows: int = 0
+    sent: int = 0
+    rejected: int = 0
+    failed: int = 0
+
+    def add(self, other: "Counts") -> None:
+        self.rows += other.rows
+        self.sent += other.sent
+        self.rejected += other.rejected
+        self.failed += other.failed
+
+    def to_dict(self) -> dict[str, int]:
+        return {"rows": self.rows, "sent": self.sent, "rejected": self.rejected, "failed": self.failed}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Counts":
+        return cls(int(data["rows"]), int(data["sent"]), int(data["rejected"]), int(data["failed"]))
+
+
+@dataclass(frozen=True)
+class ExportSnapshot:
+    """What the run does, as its export said when the run started (a PUT mid-run changes nothing)."""
+
+    connection_id: str
+    segments: tuple[str, ...]
+    mapping: dict[str, str] = field(hash=False)  # a FieldMapping as its camelCase dict
+    tag_contacts: bool
+
+    @classmethod
+    def of(cls, export: documents.Export) -> "ExportSnapshot":
+        return cls(export.connection_id, tuple(export.segments), dict(export.mapping), bool(export.tag_contacts))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"connectionId": self.connection_id, "segments": list(self.segments),
+                "mapping": dict(self.mapping), "tagContacts": self.tag_contacts}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ExportSnapshot":
+        return cls(data["connectionId"], tuple(data["segments"]), dict(data["mapping"]), bool(data["tagContacts"]))
+
+
+class Note(str, Enum):
+    """Why the planner keeps a valid row from being upserted by its chunk."""
+
+    DUPLICATE = "duplicate"  # the same email is on an earlier row of the same segment
+    LIMIT = "limit"  # past the connection's contact limit
+    TAG_ONLY = "tagOnly"  # an earlier segment upserts this email: this row only adds its tag
+
+
+@dataclass(frozen=True)
+class PlannedChunk:
+    seq: int
+    wave: int
+    chunk: segments.Chunk
+    has_notes: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "wave": self.wave, "chunk": self.chunk.to_dict(), "hasNotes": self.has_notes}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PlannedChunk":
+        return cls(int(data["seq"]), int(data["wave"]), segments.Chunk.from_dict(data["chunk"]), bool(data["hasNotes"]))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every chunk of a run, by wave (one wave per segment), as the planner saved it once."""
+
+    token: str  # names the planner's notes and member files
+    by: str  # the delivery that planned: a redelivery of it finishes what it started
+    segment_names: tuple[str, ...]
+    rows: int
+    sequential: bool  # tag-only rows wait for earlier segments: one wave at a time
+    waves: tuple[tuple[PlannedChunk, ...], ...]
+
+    @property
+    def first_waves(self) -> int:
+        """Waves to open at once: one when later waves hold tag-only rows, else all of them."""
+        return min(1, len(self.waves)) if self.sequential else len(self.waves)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"token": self.token, "by": self.by, "segmentNames": list(self.segment_names), "rows": self.rows,
+                "sequential": self.sequential, "waves": [[c.to_dict() for c in wave] for wave in self.waves]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Plan":
+        return cls(data["token"], data["by"], tuple(data["segmentNames"]), int(data["rows"]),
+                   bool(data["sequential"]),
+                   tuple(tuple(PlannedChunk.from_dict(c) for c in wave) for wave in data["waves"]))
+
+
+class StepKind(str, Enum):
+    PLAN = "plan"
+    WAVE = "wave"  # the chunk messages of waves [start, stop)
+    UNTAG = "untag"  # one message per wave in [start, stop): its segment's leavers lose the tag
+
+
+@dataclass(frozen=True)
+class Due:
+    """Messages a step decided to send, kept on the run until they are in the queue (an outbox
+    entry): a crash between deciding and sending leaves them on record, so they are sent again."""
+
+    kind: StepKind
+    start: int = 0
+    stop: int = 0
+    by: str = ""  # the delivery that decided them: it sends them; others only once they look abandoned
+    at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "start": self.start, "stop": self.stop, "by": self.by, "at": self.at}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Due":
+        return cls(StepKind(data["kind"]), int(data["start"]), int(data["stop"]), data["by"], data["at"])
+
+
+@dataclass
+class Run:
+    run_id: str
+    export_id: str
+    trigger: Trigger
+    export: ExportSnapshot
+    status: RunStatus = RunStatus.QUEUED
+    counts: Counts = field(default_factory=Counts)
+    planned_rows: int = 0
+    segment_names: list[str] = field(default_factory=list)  # as found in storage, one per wave
+    wave_sizes: list[int] = field(default_factory=list)  # chunks per wave; empty until planned
+    plan_token: str | None = None  # names the planner's notes and member files (see paths)
+    waves_opened: int = 0  # waves whose chunk messages were decided (they are in the queue or the outbox)
+    chunks_done: list[int] = field(default_factory=list)  # chunks counted into `counts`, each once
+    untag_pending: list[int] | None = None  # waves whose leavers still lose the tag; None: not started
+    untagged: int = 0  # contacts whose segment tag was removed because they left the segment
+    rate_limited: int = 0  # Omnisend 429 answers and spent budgets the run's work was deferred for
+    redrives: int = 0  # times the watchdog re-sent the run's missing messages
+    outbox: list[Due] = field(default_factory=list)
+    started_at: str = field(default_factory=utc_now)
+    updated_at: str = ""  # set by the store on every write: the watchdog's measure of progress
+    finished_at: str | None = None
+    error: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status.terminal
+
+    @property
+    def planned(self) -> bool:
+        return self.plan_token is not None
+
+    @property
+    def chunk_count(self) -> int:
+        return sum(self.wave_sizes)
+
+    @property
+    def opened_chunks(self) -> range:
+        """Sequence numbers of the chunks of every opened wave."""
+        return range(sum(self.wave_sizes[: self.waves_opened]))
+
+    @property
+    def progress(self) -> float:
+        if self.status in (RunStatus.SUCCEEDED, RunStatus.PARTIALLY_SUCCEEDED):
+            return 1.0
+        if not self.planned_rows:
+            return 0.0
+        # Every row counted is not the end: leavers may still be losing their tags.
+        done = self.counts.rows / self.planned_rows
+        return round(min(done, 1.0 if self.terminal else 0.99), 4)
+
+    def deadline(self, max_hours: int) -> str:
+        """When the watchdog fails the run, and deferred work stops waiting."""
+        return utc_text(parse_utc(self.started_at) + timedelta(hours=max_hours))
+
+    def to_api(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "runId": self.run_id,
+            "exportId": self.export_id,
+            "trigger": self.trigger.value,
+            "status": self.status.value,
+            "counts": self.counts.to_dict(),
+            "progress": self.progress,
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+        }
+        if self.export.tag_contacts:
+            body["untagged"] = self.untagged
+        if self.error:
+            body["error"] = self.error
+        return body
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "export_id": self.export_id, "trigger": self.trigger.value,
+            "export": self.export.to_dict(), "status": self.status.value, "counts": self.counts.to_dict(),
+            "planned_rows": self.planned_rows, "segment_names": list(self.segment_names),
+            "wave_sizes": list(self.wave_sizes), "plan_token": self.plan_token, "waves_opened": self.waves_opened,
+            "chunks_done": list(self.chunks_done),
+            "untag_pending": None if self.untag_pending is None else list(self.untag_pending),
+            "untagged": self.untagged, "rate_limited": self.rate_limited, "redrives": self.redrives,
+            "outbox": [due.to_dict() for due in self.outbox],
+            "started_at": self.started_at, "updated_at": self.updated_at, "finished_at": self.finished_at,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Run":
+        return cls(
+            run_id=data["run_id"], export_id=data["export_id"], trigger=Trigger(data["trigger"]),
+            export=ExportSnapshot.from_dict(data["export"]), status=RunStatus(data["status"]),
+            counts=Counts.from_dict(data["counts"]), planned_rows=data.get("planned_rows", 0),
+            segment_names=list(data.get("segment_names", [])), wave_sizes=list(data.get("wave_sizes", [])),
+            plan_token=data.get("plan_token"), waves_opened=data.get("waves_opened", 0),
+            chunks_done=list(data.get("chunks_done", [])), untag_pending=data.get("untag_pending"),
+            untagged=data.get("untagged", 0), rate_limited=data.get("rate_limited", 0),
+            redrives=data.get("redrives", 0), outbox=[Due.from_dict(d) for d in data.get("outbox", [])],
+            started_at=data["started_at"], updated_at=data.get("updated_at", ""),
+            finished_at=data.get("finished_at"), error=data.get("error"),
+        )

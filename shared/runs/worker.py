@@ -1,0 +1,190 @@
+"""Delivering one chunk: read and map its rows, apply the planner's notes, send the contacts
+(ChunkDelivery), record the result once and count it into the run.
+
+One delivery at a time works on a chunk: it holds the chunk's claim, and every progress write is
+conditional on its last one, so a duplicated message cannot send the chunk twice.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from .. import documents, mapping, segments, storage, telemetry
+from ..blobstate import io_call
+from ..omnisend import AuthenticationError, PermissionDeniedError
+from ..rejects import Reject, RejectReason
+from ..settings import Settings
+from . import clients, ending, finisher, outbox, paths, results
+from .delivery import ChunkDelivery, ChunkProgress, DeliveryOutcome
+from .errors import Deferred, RunFailure, Stopped
+from .messages import ChunkMessage, may_defer
+from .model import Counts, Note, Run
+from .store import Claim, RunStore
+
+log = logging.getLogger(__name__)
+
+Reason = RejectReason
+
+
+@dataclass
+class MappedChunk:
+    """A chunk's rows as its delivery sees them."""
+
+    rows: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    contacts: dict[str, dict] = field(default_factory=dict)  # email -> ContactRequest, to upsert
+    tag_only: set[str] = field(default_factory=set)  # emails an earlier segment upserted
+    row_of: dict[str, int] = field(default_factory=dict)
+
+
+def note_reject(note: Note | None, email: str, unsent_earlier: set[int],
+                limit: int | None) -> tuple[RejectReason, str] | None:
+    """The reject a planner note makes of a valid row, if any (pure)."""
+    if note is Note.DUPLICATE:
+        return Reason.DUPLICATE, "the same email is on an earlier row of this run"
+    if note is Note.LIMIT:
+        return Reason.CONTACT_LIMIT, f"the connection's contact limit of {limit} is reached"
+    if note is Note.TAG_ONLY and mapping.email_key(email) in unsent_earlier:
+        return Reason.DUPLICATE, "the same email is in an earlier segment of this run, where it was not sent"
+    return None
+
+
+class ChunkSession:
+    """The delivery's session: progress saved under the chunk's claim; stops once the run has ended."""
+
+    def __init__(self, store: RunStore, run_id: str, claim: Claim) -> None:
+        self.store, self.run_id, self.claim = store, run_id, claim
+
+    def save(self, progress: ChunkProgress) -> None:
+        self.claim.save(progress.to_dict())
+
+    def check(self) -> None:
+        if self.store.get_run(self.run_id).terminal:
+            raise Stopped(f"run {self.run_id} has ended")
+        self.claim.keep_alive()
+
+    def heartbeat(self) -> None:
+        self.claim.keep_alive()
+
+
+def process_chunk(settings: Settings, store: RunStore, message: ChunkMessage, me: str) -> None:
+    run = store.get_run(message.run_id)
+    if results.exists(store, run.run_id, message.seq):
+        _count(store, run.run_id, message.seq, me)  # a redelivery after the result was written
+        return
+    if run.terminal:
+        return  # cancelled or failed: queued chunks do nothing further
+    try:
+        documents.DocumentStore(settings).get_export(run.export_id)
+    except documents.DocumentNotFoundError:
+        ending.cancel_run(store, run.run_id, "cancelled: the export was deleted")
+        return
+    claim = Claim(store, run.run_id, message.step, message.owner or me)
+    progress = ChunkProgress.from_dict(claim.acquire())
+    try:
+        outcome, mapped, rate_limited = _deliver(settings, store, run, message, claim, progress)
+    except Stopped:
+        log.info("run %s chunk %d stopped: the run ended meanwhile", run.run_id, message.seq)
+        return
+    for reason, problems in ((Reason.OMNISEND_REJECTED, outcome.rejected), (Reason.FAILED, outcome.failed)):
+        for email, detail in problems.items():
+            mapped.rejects.append(Reject(message.chunk.segment, message.chunk.blob, mapped.row_of[email],
+                                                 reason, detail, email))
+    mapped.rejects.sort(key=lambda r: r.row)
+    counts = Counts(rows=mapped.rows, sent=len(outcome.sent), rejected=len(mapped.rejects) - len(outcome.failed),
+                    failed=len(outcome.failed))
+    unsent = sorted(mapping.email_key(e) for e in (*outcome.rejected, *outcome.failed))
+    result = results.ChunkResult(message.seq, counts, unsent, rate_limited)
+    if not results.record(store, run.run_id, result, mapped.rejects):
+        result = None  # another delivery's result is on record: count that one
+    _count(store, run.run_id, message.seq, me, result)
+
+
+def _deliver(settings: Settings, store: RunStore, run: Run, message: ChunkMessage, claim: Claim,
+             progress: ChunkProgress) -> tuple[DeliveryOutcome, MappedChunk, int]:
+    connection = clients.connection_of(settings, run)
+    mapped = _map(settings, store, run, message, connection.contact_limit)
+    chunk = message.chunk
+    tags = {email: (chunk.segment,) for email in (*mapped.contacts, *mapped.tag_only)} if run.export.tag_contacts else {}
+    delivery = ChunkDelivery(
+        client=clients.client_for(settings, connection),
+        contacts=mapped.contacts,
+        tags_by_email=tags,
+        tag_only=frozenset(mapped.tag_only),
+        progress=progress,
+        session=ChunkSession(store, run.run_id, claim),
+    )
+    try:
+        outcome = delivery.run()
+    except Deferred as deferred:
+        if may_defer(message, deferred.delay):
+            raise
+        reason = f"gave up after {message.attempt} deferrals: {deferred.reason}"
+        log.warning("run %s chunk %d %s", run.run_id, message.seq, reason)
+        outcome = delivery.give_up(reason)
+    except (AuthenticationError, PermissionDeniedError) as exc:
+        raise RunFailure(f"Omnisend refused the connection's API key during the run: {exc}") from exc
+    return outcome, mapped, progress.rate_limited
+
+
+def _map(settings: Settings, store: RunStore, run: Run, message: ChunkMessage, limit: int | None) -> MappedChunk:
+    chunk = message.chunk
+    notes: dict[str, str] = {}
+    if message.notes:
+        found = store.read_json(paths.notes(run.run_id, message.notes, message.seq))
+        if found is None:
+            raise LookupError(f"run {run.run_id}: the notes of chunk {message.seq} are missing")
+        notes = found[0]
+    unsent_earlier: set[int] = set()
+    if Note.TAG_ONLY.value in notes.values():
+        found = store.read_json(paths.unsent_before(run.run_id, message.wave))
+        if found is None:
+            raise LookupError(f"run {run.run_id}: wave {message.wave} was opened without its unsent list")
+        unsent_earlier = set(found[0])
+    bound = mapping.bind(mapping.FieldMapping.from_dict(run.export.mapping), chunk.columns, chunk.segment)
+    container = storage.container(settings, settings.segments_container)
+    mapped = MappedChunk()
+    try:
+        with io_call("segments.read", f"{container.container_name}/{chunk.blob}"):
+            rows = segments.read_chunk(container, chunk)
+        for row in rows:
+            mapped.rows += 1
+            contact = mapping.map_row(bound, row)
+            if not isinstance(contact, mapping.MappedContact):
+                mapped.rejects.append(contact.reject(chunk.segment, chunk.blob, row.number))
+                continue
+            text = notes.get(str(row.number))
+            note = Note(text) if text else None
+            reject = note_reject(note, contact.email, unsent_earlier, limit)
+            if reject:
+                mapped.rejects.append(Reject(chunk.segment, chunk.blob, row.number, *reject, contact.email))
+                continue
+            if note is Note.TAG_ONLY:
+                mapped.tag_only.add(contact.email)
+            else:
+                mapped.contacts[contact.email] = contact.contact
+            mapped.row_of[contact.email] = row.number
+    except segments.SegmentError as exc:
+        raise RunFailure(str(exc)) from exc
+    return mapped
+
+
+def _count(store: RunStore, run_id: str, seq: int, me: str, result: results.ChunkResult | None = None) -> None:
+    result = result or results.read(store, run_id, seq)
+    if result is None:
+        raise LookupError(f"run {run_id}: chunk {seq} has no result to count")
+    outbox.settle(store, run_id, lambda run: finisher.count(run, seq, result.counts, result.rate_limited), me)
+
+
+def fail_chunk(store: RunStore, message: ChunkMessage, me: str, detail: str) -> None:
+    """Every row of a chunk that could not be delivered fails with `detail` (unless it has a result)."""
+    chunk = message.chunk
+    if not results.exists(store, message.run_id, message.seq):
+        rejects = [Reject(chunk.segment, chunk.blob, chunk.first_row + i, Reason.FAILED, detail)
+                   for i in range(chunk.row_count)]
+        counts = Counts(rows=chunk.row_count, failed=chunk.row_count)
+        if results.record(store, message.run_id, results.ChunkResult(message.seq, counts), rejects):
+            telemetry.emit(telemetry.ChunkFailed(export_id=store.get_run(message.run_id).export_id,
+                                                 run_id=message.run_id, chunk_seq=message.seq,
+                                                 rows=chunk.row_count, reason=detail))
+    _count(store, message.run_id, message.seq, me)

@@ -1,0 +1,325 @@
+"""The console in a real browser: the journeys of an admin, a contributor and a caller without a role.
+
+Every page is scanned by axe-core (check_page), and the forms, the segments and the screens of callers
+who cannot use the console are photographed into docs/; the pages that list what was made are
+photographed by test_tour.py, from a world of its own. Console errors, calls outside the OpenAPI
+document and requests to other origins fail the test (conftest.open_page).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.console.conftest import MOBILE
+from tools.sample_export import DEFAULT_MAPPING
+
+
+@pytest.fixture(scope="module")
+def shared_connections(stack):
+    """One connection usable by contributors, one by admins only, and an export on the shared one."""
+    shared = stack.connection("Shared shop", "adminsAndContributors")
+    internal = stack.connection("Internal store", "admins")
+    export, _ = stack.export("Weekly VIPs", shared["id"], ("Vip", "Newsletter"))
+    return {"shared": shared, "internal": internal, "export": export}
+
+
+def rejects_of(stack, run_id: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(stack.call("GET", f"runs/{run_id}/rejects").text)))
+
+
+def test_admin_adds_a_connection_refused_without_consent_and_with_a_bad_key(open_page, stack, check_page):
+    page = open_page("admin", "/#/connections")
+    page.get_by_role("link", name="Add connection").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Add a connection")
+    page.get_by_label("Display name").fill("Webshop EU")
+    page.get_by_label("Admins and contributors").check()
+    good_key = stack.sandbox.add_key("brand-webshop")
+    page.get_by_label("API key").fill(good_key)
+    expect(page.get_by_label("API key")).to_have_attribute("type", "password")
+    check_page(page, "connection-form", screenshot=True)
+
+    page.get_by_role("button", name="Connect").click()  # without "I agree"
+    summary = page.locator(".form-summary")
+    expect(summary).to_contain_text("Agree to the data-privacy statement to connect")
+    consent = page.locator("[data-field-box=consent]")
+    expect(consent.locator(".error")).to_have_text("Must be true.")
+    expect(summary).to_be_focused()
+
+    page.get_by_label("I agree").check()
+    page.get_by_label("API key").fill("brand-webshop-not-a-key")
+    page.get_by_role("button", name="Connect").click()
+    expect(summary).to_contain_text("Omnisend refused the API key")
+    expect(summary).to_contain_text("The API key is invalid")  # Omnisend's own words
+    expect(page.locator("[data-field-box=apiKey] .error")).to_have_text("Was rejected by Omnisend.")
+    expect(page.get_by_label("API key")).to_have_attribute("aria-invalid", "true")
+    check_page(page, "connection-refused", screenshot=True)
+
+    page.get_by_label("API key").fill(good_key)
+    page.get_by_role("button", name="Connect").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Connections")
+    expect(page.locator(".notice")).to_contain_text("Webshop EU")
+    row = page.get_by_role("row").filter(has_text="Webshop EU")
+    expect(row).to_contain_text("Admins and contributors")
+    assert good_key not in page.content()  # never shown again
+    saved = [item for item in stack.call("GET", "connections").json()["connections"] if item["displayName"] == "Webshop EU"]
+    assert len(saved) == 1 and saved[0]["usableBy"] == "adminsAndContributors"
+    check_page(page, "connections")
+
+
+def test_admin_creates_an_export_by_picking_columns_runs_it_and_downloads_the_rejects(
+        open_page, stack, check_page, shared_connections):
+    page = open_page("admin", "/#/exports")
+    page.get_by_role("link", name="New export").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("New export")
+    expect(page.get_by_label("Email")).to_be_disabled()  # no segment chosen: no columns yet
+    page.get_by_label("Display name").fill("VIPs to Omnisend")
+    page.get_by_label("Connection").select_option(label="Shared shop")
+    page.get_by_label("Vip", exact=True).check()
+    for label, column in (("Email", "PrimaryEmail"), ("First name", "FirstName"), ("Last name", "LastName"),
+                          ("Country/Region", "Country"), ("City", "City"), ("Post code", "PostCode")):
+        page.get_by_label(label).select_option(column)
+    # A column is offered only when every chosen segment has it.
+    options = page.get_by_label("Email").locator("option").all_inner_texts()
+    assert "PrimaryEmail" in options and "LifetimeValue" in options
+    page.get_by_label("Schedule").uncheck()
+    page.get_by_label("Upload").uncheck()
+    check_page(page, "export-form", screenshot=True)
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Exports")
+    expect(page.locator(".notice")).to_contain_text("Saving does not run it")
+    row = page.get_by_role("row").filter(has_text="VIPs to Omnisend")
+    expect(row).to_contain_text("Never run")
+    expect(row).to_contain_text("On demand only")
+    saved = next(item for item in stack.call("GET", "exports").json()["exports"] if item["displayName"] == "VIPs to Omnisend")
+    assert saved["mapping"] == {"email": "PrimaryEmail", "firstName": "FirstName", "lastName": "LastName",
+                                "country": "Country", "city": "City", "postalCode": "PostCode"}
+    assert saved["segments"] == ["Vip"] and saved["runOn"] == []
+    check_page(page, "exports")
+
+    row.get_by_role("button", name="Run now: VIPs to Omnisend").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Runs of “VIPs to Omnisend”")
+    run_row = page.locator("tbody tr").first
+    try:
+        expect(run_row.locator("progress")).to_have_attribute("value", "100", timeout=120_000)
+    except AssertionError as error:
+        runs = stack.call("GET", f"exports/{saved['id']}/runs").json()["runs"]
+        raise AssertionError(f"the run did not reach 100%: {runs}") from error
+    expect(run_row.locator(".percent")).to_have_text("100%")
+    expect(run_row.locator(".badge")).to_have_text("Partly succeeded")
+    run = stack.call("GET", f"exports/{saved['id']}/runs").json()["runs"][0]
+    counts = run["counts"]
+    assert counts["rows"] == 40 and counts["rejected"] > 0
+    expect(run_row).to_contain_text(f"40 rows: {counts['sent']} sent, {counts['rejected']} rejected, {counts['failed']} failed")
+    check_page(page, "runs")
+
+    with page.expect_download() as download_info:
+        run_row.get_by_role("button", name="Download rejects (CSV)").click()
+    download = download_info.value
+    assert download.suggested_filename == f"rejects-{run['runId']}.csv"
+    downloaded = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8").read())))
+    assert len(downloaded) == counts["rejected"] + counts["failed"]
+    assert downloaded == rejects_of(stack, run["runId"])
+    assert all(item["reason"] for item in downloaded)
+
+
+def test_a_running_export_can_be_cancelled_and_is_not_started_twice(open_page, stack, shared_connections):
+    export, _ = stack.export("Slow export", shared_connections["internal"]["id"], ("Newsletter",))
+    stack.sandbox.set_faults(slow_rate=1.0, slow_seconds=1.0)  # every Omnisend answer takes a second
+    try:
+        page = open_page("admin", f"/#/exports/{export['id']}/runs")
+        expect(page.locator(".empty")).to_contain_text("No runs yet")
+        page.get_by_role("button", name="Run now").click()
+        row = page.locator("tbody tr").first
+        expect(row.locator(".badge")).to_have_text(re.compile("Queued|Running"))
+        page.get_by_role("button", name="Run now").click()
+        expect(page.get_by_role("alert")).to_contain_text("already has a run in progress")
+        row.get_by_role("button", name="Cancel run").click()
+        expect(row.locator(".badge")).to_have_text("Cancelled")
+        expect(row.get_by_role("button", name="Cancel run")).to_have_count(0)
+        assert stack.call("GET", f"exports/{export['id']}/runs").json()["runs"][0]["status"] == "cancelled"
+    finally:
+        stack.sandbox.set_faults()
+
+
+def test_a_failed_run_says_why_in_words(open_page, stack):
+    key = stack.sandbox.add_key("brand-revoked")
+    connection = stack.connection("Store with a revoked key", key=key)
+    export, _ = stack.export("Export on a revoked key", connection["id"])
+    stack.sandbox.add_key("brand-revoked", retired=True, key=key)  # revoked in Omnisend after connecting
+    page = open_page("admin", "/#/exports")
+    page.get_by_role("button", name="Run now: Export on a revoked key").click()
+    row = page.locator("tbody tr").first
+    expect(row.locator(".badge")).to_have_text("Failed", timeout=30_000)
+    expect(row.locator(".run-error")).to_contain_text("revoked")
+    expect(row).to_contain_text("No rejects")
+
+
+def test_field_errors_from_the_api_are_shown_beside_their_fields(open_page, shared_connections, check_page):
+    page = open_page("admin", "/#/exports/new")
+    page.get_by_role("button", name="Save").click()
+    summary = page.locator(".form-summary")
+    expect(summary).to_contain_text("The request has invalid fields")
+    expect(page.locator("[data-field-box=displayName] .error")).to_contain_text("not blank")
+    expect(page.locator("[data-field-box=connectionId] .error")).to_be_visible()
+    expect(page.locator("[data-field-box=segments] .error")).to_contain_text("Must have 1 to 100 items")
+    expect(page.get_by_label("Display name")).to_have_attribute("aria-invalid", "true")
+    summary.get_by_role("link", name="Segments").click()  # the summary links to the field
+    expect(page.locator("[data-field-box=segments] input").first).to_be_focused()
+    check_page(page, "export-form-errors", screenshot=True)
+
+
+def test_an_edit_after_someone_else_changed_the_export_says_so(open_page, stack, shared_connections):
+    export, etag = stack.export("Edited twice", shared_connections["shared"]["id"])
+    page = open_page("admin", f"/#/exports/{export['id']}/edit")
+    expect(page.get_by_label("Display name")).to_have_value("Edited twice")
+    expect(page.get_by_label("Email")).to_have_value(DEFAULT_MAPPING["email"])
+    changed = {key: export[key] for key in ("connectionId", "segments", "mapping", "runOn", "tagContacts")}
+    stack.call("PUT", f"exports/{export['id']}", {**changed, "displayName": "Changed by a colleague"},
+               headers={"If-Match": etag})
+    page.get_by_label("Display name").fill("My change")
+    page.get_by_role("button", name="Save").click()
+    summary = page.locator(".form-summary")
+    expect(summary).to_contain_text("Someone else changed this export")
+    expect(summary).to_contain_text("Your changes were not saved")
+    assert stack.call("GET", f"exports/{export['id']}").json()["displayName"] == "Changed by a colleague"
+    summary.get_by_role("button", name="Load their version").click()
+    expect(page.get_by_label("Display name")).to_have_value("Changed by a colleague")
+
+
+def test_deleting_a_connection_in_use_names_the_exports_that_block_it(open_page, shared_connections):
+    page = open_page("admin", "/#/connections")
+    row = page.get_by_role("row").filter(has_text="Shared shop")
+    row.get_by_role("button", name="Delete Shared shop").click()
+    expect(row.get_by_role("button", name="Delete it")).to_be_focused()
+    row.get_by_role("button", name="Delete it").click()
+    refusal = row.get_by_role("alert")
+    expect(refusal).to_contain_text("is used by")
+    expect(refusal.get_by_role("link", name="Weekly VIPs")).to_have_attribute(
+        "href", f"#/exports/{shared_connections['export']['id']}/edit")
+
+
+def test_an_export_is_deleted_only_after_confirming_and_escape_cancels(open_page, stack, shared_connections):
+    export, _ = stack.export("To be deleted", shared_connections["internal"]["id"])
+    page = open_page("admin", "/#/exports")
+    row = page.get_by_role("row").filter(has_text="To be deleted")
+    row.get_by_role("button", name="Delete To be deleted").click()
+    expect(row.get_by_role("button", name="Delete it")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(row.get_by_role("button", name="Run now: To be deleted")).to_be_focused()
+    stack.call("GET", f"exports/{export['id']}")
+    row.get_by_role("button", name="Delete To be deleted").click()
+    row.get_by_role("button", name="Delete it").click()
+    expect(page.locator(".notice")).to_contain_text("“To be deleted” deleted")
+    expect(page.get_by_role("row").filter(has_text="To be deleted")).to_have_count(0)
+    stack.call("GET", f"exports/{export['id']}", expect=404)
+
+
+def test_contributor_sees_only_the_shared_connection_and_cannot_add_one(open_page, shared_connections, check_page):
+    page = open_page("contributor", "/#/connections")
+    expect(page.locator("#who")).to_have_text("contributor@contoso.com · Contributor")
+    table = page.get_by_role("table")
+    expect(table).to_contain_text("Shared shop")
+    expect(table).not_to_contain_text("Internal store")
+    expect(page.get_by_role("link", name="Add connection")).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile("^Delete"))).to_have_count(0)
+    check_page(page, "connections-contributor")
+
+    page.goto(page.url.split("#")[0] + "#/connections/new")
+    expect(page.get_by_role("alert")).to_contain_text("Only admins can add connections")
+
+    page.get_by_role("link", name="Exports").click()
+    page.get_by_role("link", name="New export").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("New export")
+    options = page.get_by_label("Connection").locator("option").all_inner_texts()
+    assert "Shared shop" in options and "Internal store" not in options
+
+
+def test_the_console_learns_who_is_calling_from_api_me_and_changes_nothing_to_find_out(open_page):
+    page = open_page("admin", "/#/segments")
+    calls = []
+    page.on("request", lambda request: calls.append((request.method, urlsplit(request.url).path)))
+    page.reload()
+    expect(page.locator("#who")).to_have_text("admin@contoso.com · Admin")
+    page.wait_for_load_state("networkidle")
+    api_calls = [call for call in calls if call[1].startswith("/api/")]
+    assert api_calls[0] == ("GET", "/api/me"), api_calls
+    assert {method for method, _ in api_calls} == {"GET"}, api_calls
+
+
+def test_a_caller_without_a_role_gets_the_explanation(open_page, check_page):
+    page = open_page("norole", "/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("You have no role in this app")
+    expect(page.locator("main")).to_contain_text("Exports.Admin")
+    expect(page.locator("main")).to_contain_text("this needs the Exports.Admin or Exports.Contributor role")
+    expect(page.get_by_role("navigation")).to_be_hidden()
+    check_page(page, "no-role", screenshot=True)
+
+
+def test_an_unreadable_principal_is_asked_to_sign_in(open_page):
+    page = open_page("admin", "/", principal="not base64!")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign in to use the console")
+    expect(page.get_by_role("link", name="Sign in")).to_have_attribute("href", "/.auth/login/aad?post_login_redirect_uri=/")
+
+
+def test_segments_show_layout_columns_and_the_exports_that_cannot_be_read(open_page, stack, check_page):
+    stack.segments.upload_blob("CustomerInsights_broken/Half/model.json", b"{not json", overwrite=True)
+    page = open_page("contributor", "/#/segments")
+    table = page.get_by_role("table")
+    expect(table.get_by_role("row").filter(has_text="HighValue")).to_contain_text("Customer Insights export")
+    expect(table.get_by_role("row").filter(has_text="Vip")).to_contain_text("Plain CSV")
+    expect(table.get_by_role("row").filter(has_text="Vip")).to_contain_text("12 columns: CustomerId, FirstName")
+    expect(page.get_by_role("alert")).to_contain_text("cannot be read")
+    expect(page.get_by_role("alert")).to_contain_text("CustomerInsights_broken/Half/model.json")
+    check_page(page, "segments", screenshot=True)
+    stack.segments.delete_blob("CustomerInsights_broken/Half/model.json")
+
+
+def test_keyboard_only_an_admin_adds_a_connection(open_page, stack):
+    page = open_page("admin", "/#/exports")
+
+    def tab_to(name: str, limit: int = 60):
+        for _ in range(limit):
+            page.keyboard.press("Tab")
+            focused = page.evaluate("""() => { const e = document.activeElement;
+                return (e.labels && e.labels[0] && e.labels[0].firstChild.textContent) || e.getAttribute('aria-label') || e.textContent.trim(); }""")
+            if focused == name:
+                return
+        pytest.fail(f"Tab never reached {name!r}")
+
+    tab_to("Skip to content")
+    tab_to("Connections")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_be_focused()
+    tab_to("Add connection")
+    page.keyboard.press("Enter")
+    tab_to("Display name")
+    page.keyboard.type("Keyboard shop")
+    tab_to("Admins only")
+    page.keyboard.press("ArrowDown")  # radios move with the arrow keys
+    expect(page.get_by_label("Admins and contributors")).to_be_checked()
+    tab_to("API key")
+    page.keyboard.type(stack.sandbox.add_key("brand-keyboard"))
+    tab_to("I agree")
+    page.keyboard.press("Space")
+    tab_to("Connect")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Connections")
+    expect(page.get_by_role("row").filter(has_text="Keyboard shop")).to_contain_text("Admins and contributors")
+
+
+@pytest.mark.parametrize("role, path", [
+    ("admin", "/#/exports"), ("admin", "/#/exports/new"), ("admin", "/#/connections"), ("admin", "/#/connections/new"),
+    ("contributor", "/#/segments"), ("contributor", "/#/exports"),
+])
+def test_every_page_is_readable_360_px_wide(open_page, check_page, shared_connections, role, path):
+    page = open_page(role, path, viewport=MOBILE)
+    page.wait_for_load_state("networkidle")
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"{path} is {overflow}px wider than 360 px"
+    check_page(page, path)

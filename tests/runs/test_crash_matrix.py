@@ -1,0 +1,150 @@
+"""The crash matrix: for each storage and queue call a run makes on its plan, chunk and finish paths,
+a failure injected once at that call, or the worker process dying right after it, still ends the
+run exactly as the fault-free run ended: the same status and counts (rows = sent + rejected +
+failed), and the same contacts, names and tags in Omnisend.
+
+A fault-free run is traced first (every call as a site: the message being handled, the operation,
+the blob name with ids masked). Then each site gets its own run on its own Omnisend brand and queue:
+at the site's first call an error, and for writes, sends and deletes also the process's death right
+after; the run document's writes and the queue sends, which a path makes several times, are also
+hit at their last occurrence on that path (the finishing step). Real Azurite and the real sandbox underneath; the pump
+redelivers as the Functions host does and runs the watchdog when the queue falls quiet.
+"""
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from shared import documents, runs, storage
+from shared.keystore import secret_name_for, secret_store
+from tests.runs.conftest import Pump
+from tests.runs.faults import FaultPlan
+from tools.omnisend_sandbox import OmnisendSandbox
+from tools.sample_export import DEFAULT_MAPPING, generate_profiles, overlapping_segments, write_plain_segment
+
+FAST = 1_000_000
+EFFECTS = ("write", "send", "delete")  # calls whose effect may land before the process dies
+# Calls every run must make: if the trace misses one, the matrix would silently shrink.
+ESSENTIAL = {
+    "plan: write runs/<run>/plan.json", "plan: write runs/<run>/run.json", "plan: send <queue>",
+    "chunk: write runs/<run>/progress/<n>.json", "chunk: write runs/<run>/results/<n>.json",
+    "chunk: write runs/<run>/rejects/<n>-<hex>.csv", "chunk: write runs/<run>/run.json", "chunk: send <queue>",
+    "chunk: write runs/<run>/unsent-before-<n>.json", "untag: write runs/<run>/run.json",
+    "untag: delete active-runs/<id>.json",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    status: str
+    counts: dict
+    contacts: dict  # email -> (first name, tags)
+
+
+class Matrix:
+    """Runs of one small export (2 overlapping segments, some bad rows, 2 chunks each) on the sandbox."""
+
+    def __init__(self, settings, sandbox: OmnisendSandbox) -> None:
+        self.settings, self.sandbox = settings, sandbox
+        self.brands = 0
+
+    def run(self, probe: FaultPlan) -> Outcome:
+        self.brands += 1
+        brand = f"brand{self.brands}-{uuid.uuid4().hex[:6]}"
+        suffix = uuid.uuid4().hex[:12]  # each run on its own state and queue: the watchdog sees it alone
+        settings = dataclasses.replace(self.settings, export_queue=f"crash-{suffix}",
+                                       state_container=f"crash-{suffix}")
+        export = self._export(settings, self.sandbox.add_key(brand))
+        run = Pump(settings, watchdog=True, probe=probe).until_ended(runs.start_run(settings, export, "manual").run_id)
+        contacts = {email: (c.get("firstName", ""), tuple(c["tags"]))
+                    for email, c in self.sandbox.contacts(brand).items()}
+        return Outcome(run.status.value, run.counts.to_dict(), contacts)
+
+    def _export(self, settings, api_key: str) -> documents.Export:
+        now, connection_id = documents.utc_now(), documents.new_id()
+        connection = documents.Connection(
+            id=connection_id, display_name="crash", secret_name=secret_name_for(connection_id), export_user="a",
+            consent_at=now, created_at=now, created_by="a", requests_per_minute=FAST, tag_requests_per_minute=FAST)
+        secret_store(settings).set(connection.secret_name, api_key)
+        store = documents.DocumentStore(settings)
+        store.put_connection(connection)
+        export = documents.Export(
+            id=documents.new_id(), display_name="crash", connection_id=connection_id, segments=["Vip", "News"],
+            mapping=dict(DEFAULT_MAPPING), created_at=now, updated_at=now, created_by="a", run_on=[])
+        store.put_export(export)
+        return export
+
+
+@pytest.fixture(scope="module")
+def matrix(azurite, tmp_path_factory):
+    from shared.settings import Settings
+
+    suffix = uuid.uuid4().hex[:10]
+    settings = Settings.from_env({
+        "AzureWebJobsStorage": azurite.connection_string, "SEGMENTS_CONTAINER": f"segments-{suffix}",
+        "STATE_CONTAINER": f"state-{suffix}", "EXPORT_QUEUE": f"chunks-{suffix}",
+        "LOCAL_SECRETS_DIR": str(tmp_path_factory.mktemp("secrets")),
+    })
+    sandbox = OmnisendSandbox(requests_per_minute=FAST, tag_requests_per_minute=FAST,
+                              batch_step_seconds=0.0005).start()
+    settings = dataclasses.replace(settings, omnisend_api_url=sandbox.url, chunk_rows=100)
+    container = storage.container(settings, settings.segments_container)
+    container.create_container()
+    population = generate_profiles(250, seed=3, bad_share=0.03)
+    for name, profiles in overlapping_segments(("Vip", "News"), population).items():
+        write_plain_segment(container, name, profiles)
+    yield Matrix(settings, sandbox)
+    sandbox.stop()
+
+
+def scenarios(calls: list[str]) -> list[tuple[str, int, str]]:
+    """(site, occurrence, mode) for every site of a traced run."""
+    seen = Counter(calls)
+    found = []
+    for where in dict.fromkeys(calls):  # in order of first call
+        effect = where.split(": ", 1)[1].split(" ", 1)[0] in EFFECTS
+        found.append((where, 1, "fail"))
+        if effect:
+            found.append((where, 1, "die"))
+        if seen[where] > 1 and (where.endswith("/run.json") and " write " in f" {where}" or "send" in where):
+            found += [(where, seen[where], "fail"), (where, seen[where], "die")]
+    return found
+
+
+def test_every_call_of_a_run_can_fail_once_or_die_and_the_run_still_ends_the_same(matrix):
+    trace = FaultPlan(armed=False)
+    expected = matrix.run(trace)
+    violations = matrix.sandbox.contract_violations()  # of the fault-free run (the others send the same)
+    assert not violations, violations[:10]
+    assert expected.status == "partiallySucceeded" and expected.counts["failed"] == 0
+    assert expected.counts["rows"] == expected.counts["sent"] + expected.counts["rejected"]
+    assert ESSENTIAL <= set(trace.calls), sorted(ESSENTIAL - set(trace.calls))
+    cases = scenarios(trace.calls)
+
+    def one(case: tuple[str, int, str]) -> str | None:
+        site, occurrence, mode = case
+        probe = FaultPlan(target=site, occurrence=occurrence, mode=mode)
+        try:
+            outcome = matrix.run(probe)
+        except AssertionError as error:  # the run did not end
+            return f"{mode} at {site} #{occurrence}: {str(error)[:300]}"
+        if probe.fired is None:
+            return f"{mode} at {site} #{occurrence}: the call was not made"
+        if outcome != expected:
+            counts = outcome.counts
+            balanced = counts["rows"] == counts["sent"] + counts["rejected"] + counts["failed"]
+            wrong = [e for e in expected.contacts.keys() | outcome.contacts.keys()
+                     if expected.contacts.get(e) != outcome.contacts.get(e)]
+            return (f"{mode} at {site} #{occurrence}: {outcome.status} {counts} (balanced: {balanced}); "
+                    f"{len(wrong)} contacts differ, e.g. {wrong[:3]}")
+        return None
+
+    with ThreadPoolExecutor(8) as pool:
+        problems = [p for p in pool.map(one, cases) if p]
+
+    assert len(cases) > 60
+    assert not problems, f"{len(problems)} of {len(cases)} faults changed the run:\n" + "\n".join(problems)

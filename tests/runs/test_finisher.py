@@ -1,0 +1,133 @@
+"""The finisher's decisions without storage: what a step makes due, when a run ends, and what the
+watchdog does with a run (shared/runs/finisher.py)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from shared.blobstate import utc_text
+from shared.runs import finisher
+from shared.runs.finisher import Verdict, WatchPolicy
+from shared.runs.model import Counts, Due, ExportSnapshot, Plan, PlannedChunk, Run, RunStatus, StepKind, Trigger
+from shared.segments import Chunk, CsvFormat
+
+NOW = "2026-01-01T01:00:00.000Z"
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def a_run(tag_contacts: bool = True, **changes) -> Run:
+    values = dict(run_id="r", export_id="e", trigger=Trigger.MANUAL, status=RunStatus.RUNNING,
+                  export=ExportSnapshot("c", ("A", "B"), {"email": "E"}, tag_contacts),
+                  started_at=utc_text(START), updated_at=utc_text(START))
+    return Run(**{**values, **changes})
+
+
+def a_plan(*sizes: int, sequential: bool) -> Plan:
+    chunk = Chunk("A", "A.csv", "0x1", 0, 10, 1, 10, ("E",), CsvFormat())
+    waves, seq = [], 0
+    for wave, size in enumerate(sizes):
+        waves.append(tuple(PlannedChunk(seq + i, wave, chunk, False) for i in range(size)))
+        seq += size
+    return Plan("tok", "me", tuple("AB"[: len(sizes)]), 10 * seq, sequential, tuple(waves))
+
+
+def counted(run: Run, *seqs: int) -> None:
+    for seq in seqs:
+        finisher.count(run, seq, Counts(10, 10, 0, 0), 0)
+        finisher.advance(run, "me", NOW)
+
+
+def test_a_sequential_plan_opens_one_wave_at_a_time_then_untags_then_ends():
+    run = a_run()
+    finisher.record_plan(run, a_plan(2, 1, sequential=True), "me", NOW)
+    assert (run.waves_opened, run.outbox) == (1, [Due(StepKind.WAVE, 0, 1, "me", NOW)])
+
+    counted(run, 0)
+    assert run.waves_opened == 1  # chunk 1 of the first wave is not counted yet
+    counted(run, 1)
+    assert run.waves_opened == 2 and run.outbox[-1] == Due(StepKind.WAVE, 1, 2, "me", NOW)
+    counted(run, 2)
+    assert run.untag_pending == [0, 1] and run.outbox[-1] == Due(StepKind.UNTAG, 0, 2, "me", NOW)
+    assert not run.terminal
+
+    finisher.untag_done(run, 0, 5, None)
+    finisher.advance(run, "me", NOW)
+    assert not run.terminal
+    finisher.untag_done(run, 1, 2, None)
+    finisher.advance(run, "me", NOW)
+    assert (run.status, run.untagged, run.finished_at, run.outbox) == (RunStatus.SUCCEEDED, 7, NOW, [])
+
+
+def test_a_plan_without_tag_only_rows_opens_every_wave_at_once():
+    run = a_run(tag_contacts=False)
+    finisher.record_plan(run, a_plan(2, 1, sequential=False), "me", NOW)
+    assert run.waves_opened == 2 and run.outbox == [Due(StepKind.WAVE, 0, 2, "me", NOW)]
+    counted(run, 2, 0, 1)
+    assert run.status is RunStatus.SUCCEEDED and run.untag_pending is None
+
+
+def test_an_empty_plan_ends_the_run_at_once():
+    run = a_run(tag_contacts=False)
+    finisher.record_plan(run, a_plan(sequential=False), "me", NOW)
+    assert run.status is RunStatus.SUCCEEDED and run.outbox == []
+
+
+def test_a_result_is_counted_once():
+    run = a_run()
+    finisher.count(run, 3, Counts(10, 8, 2, 0), 1)
+    finisher.count(run, 3, Counts(10, 8, 2, 0), 1)
+    assert (run.counts, run.chunks_done, run.rate_limited) == (Counts(10, 8, 2, 0), [3], 1)
+
+
+def test_rejects_failures_or_an_untag_error_make_a_partial_success():
+    run = a_run()
+    finisher.record_plan(run, a_plan(1, sequential=False), "me", NOW)
+    finisher.count(run, 0, Counts(10, 10, 0, 0), 0)
+    finisher.advance(run, "me", NOW)
+    finisher.untag_done(run, 0, 0, "removing the tag from leavers failed: boom")
+    finisher.advance(run, "me", NOW)
+    assert run.status is RunStatus.PARTIALLY_SUCCEEDED and run.error.endswith("boom")
+
+
+def test_an_ended_run_stays_as_it_ended():
+    run = a_run()
+    finisher.end(run, RunStatus.CANCELLED, "cancelled", NOW)
+    finisher.end(run, RunStatus.FAILED, "late failure", NOW)
+    assert (run.status, run.error) == (RunStatus.CANCELLED, "cancelled")
+
+
+# --- the watchdog's verdicts
+
+POLICY = WatchPolicy(stall=timedelta(minutes=30), max_run=timedelta(hours=6))
+
+
+@pytest.mark.parametrize("minutes_later, quiet_minutes, outbox_age, verdict", [
+    (10, 10, None, Verdict.NONE),
+    (40, 29, None, Verdict.NONE),
+    (40, 31, None, Verdict.REDRIVE),
+    (10, 1, 3, Verdict.FLUSH),
+    (10, 1, 1, Verdict.NONE),
+    (6 * 60, 1, None, Verdict.FAIL),
+])
+def test_the_watchdog_verdicts(minutes_later, quiet_minutes, outbox_age, verdict):
+    now = START + timedelta(minutes=minutes_later)
+    outbox = [] if outbox_age is None else [Due(StepKind.WAVE, 0, 1, "me", utc_text(now - timedelta(minutes=outbox_age)))]
+    run = a_run(outbox=outbox)
+    assert finisher.judge(run, now, now - timedelta(minutes=quiet_minutes), POLICY) is verdict
+
+
+def test_an_ended_run_needs_nothing():
+    run = a_run(status=RunStatus.FAILED)
+    assert finisher.judge(run, START + timedelta(days=1), START, POLICY) is Verdict.NONE
+    assert finisher.missing(run).nothing
+
+
+def test_what_a_stalled_run_misses():
+    assert finisher.missing(a_run()) == finisher.Missing(plan=True)
+    run = a_run()
+    finisher.record_plan(run, a_plan(2, 2, sequential=True), "me", NOW)
+    counted(run, 1)
+    assert finisher.missing(run) == finisher.Missing(chunks=(0,))
+    counted(run, 0, 2, 3)
+    assert finisher.missing(run) == finisher.Missing(untag_waves=(0, 1))

@@ -1,0 +1,54 @@
+"""The run model without storage: the API view, statuses, the stored form (shared/runs/model.py)."""
+from __future__ import annotations
+
+import json
+
+from shared.runs.model import Counts, Due, ExportSnapshot, Run, RunStatus, StepKind, Trigger
+
+SNAPSHOT = ExportSnapshot("conn-1", ("Vip", "News"), {"email": "EMail"}, True)
+
+
+def a_run(**changes) -> Run:
+    values = dict(run_id="20260101T000000-0123abcd", export_id="exp-1", trigger=Trigger.MANUAL, export=SNAPSHOT,
+                  started_at="2026-01-01T00:00:00.000Z")
+    return Run(**{**values, **changes})
+
+
+def test_the_api_view_keeps_its_shape():
+    run = a_run(status=RunStatus.PARTIALLY_SUCCEEDED, counts=Counts(10, 7, 2, 1), planned_rows=10, untagged=3,
+                rate_limited=4, finished_at="2026-01-01T00:05:00.000Z", error="one segment's tag stayed")
+    assert run.to_api() == {
+        "runId": "20260101T000000-0123abcd", "exportId": "exp-1", "trigger": "manual",
+        "status": "partiallySucceeded", "counts": {"rows": 10, "sent": 7, "rejected": 2, "failed": 1},
+        "progress": 1.0, "startedAt": "2026-01-01T00:00:00.000Z", "finishedAt": "2026-01-01T00:05:00.000Z",
+        "untagged": 3, "error": "one segment's tag stayed",
+    }
+    untagged_export = a_run(export=ExportSnapshot("c", ("Vip",), {"email": "E"}, False))
+    assert set(untagged_export.to_api()) == {"runId", "exportId", "trigger", "status", "counts", "progress",
+                                             "startedAt", "finishedAt"}
+
+
+def test_statuses_are_the_api_strings_and_know_whether_they_are_final():
+    assert json.dumps({"status": RunStatus.PARTIALLY_SUCCEEDED}) == '{"status": "partiallySucceeded"}'
+    assert [s.value for s in RunStatus if s.terminal] == [
+        "succeeded", "partiallySucceeded", "failed", "cancelled", "skipped"]
+
+
+def test_progress_stays_below_one_until_the_run_has_ended():
+    running = a_run(status=RunStatus.RUNNING, planned_rows=10, counts=Counts(10, 10, 0, 0))
+    assert running.progress == 0.99
+    assert a_run(status=RunStatus.QUEUED).progress == 0.0
+
+
+def test_the_stored_form_round_trips():
+    run = a_run(status=RunStatus.RUNNING, counts=Counts(3, 2, 1, 0), wave_sizes=[2, 1], plan_token="ab12",
+                waves_opened=1, chunks_done=[0], untag_pending=[1], outbox=[Due(StepKind.WAVE, 1, 2, "me", "t")],
+                redrives=1, rate_limited=2)
+    stored = json.loads(json.dumps(run.to_dict()))
+    assert Run.from_dict(stored) == run
+    assert stored["export"] == {"connectionId": "conn-1", "segments": ["Vip", "News"],
+                                "mapping": {"email": "EMail"}, "tagContacts": True}
+
+
+def test_the_deadline_is_the_start_plus_the_allowed_hours():
+    assert a_run().deadline(6) == "2026-01-01T06:00:00.000Z"

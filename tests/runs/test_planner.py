@@ -1,0 +1,109 @@
+"""Planning (shared/runs/planner.py): the row decisions without storage, idempotent planning with it."""
+from __future__ import annotations
+
+import pytest
+
+from shared import runs
+from shared.runs import planner
+from shared.runs.model import Note
+from tests.runs.conftest import Pump, clean_segment, counts
+from tests.runs.faults import FaultPlan
+
+# --- the decision on each row, without storage
+
+
+def test_first_rows_are_upserted_and_repeats_in_a_segment_are_duplicates():
+    decider = planner.Deduplicator(contact_limit=None)
+    assert [decider.note(k) for k in (1, 2, 1, 3, 2)] == [None, None, Note.DUPLICATE, None, Note.DUPLICATE]
+    assert decider.end_segment() == [1, 2, 3]
+
+
+def test_emails_of_an_earlier_segment_are_tag_only_once_per_segment():
+    decider = planner.Deduplicator(contact_limit=None)
+    for key in (1, 2):
+        decider.note(key)
+    decider.end_segment()
+    assert [decider.note(k) for k in (2, 2, 4)] == [Note.TAG_ONLY, Note.DUPLICATE, None]
+    assert decider.tag_only_rows == 1
+    assert decider.end_segment() == [2, 4]  # members: every email of the segment, tag-only ones included
+
+
+def test_emails_past_the_contact_limit_are_limited_in_every_segment():
+    decider = planner.Deduplicator(contact_limit=2)
+    assert [decider.note(k) for k in (1, 2, 3, 3)] == [None, None, Note.LIMIT, Note.LIMIT]
+    decider.end_segment()
+    assert [decider.note(k) for k in (3, 1, 5)] == [Note.LIMIT, Note.TAG_ONLY, Note.LIMIT]
+
+
+# --- planning against storage
+
+
+def queued(settings) -> int:
+    pump = Pump(settings)
+    return pump.queue.get_queue_properties().approximate_message_count
+
+
+@pytest.mark.parametrize("target, occurrence", [
+    ("plan: write runs/<run>/plan.json", 1),  # the plan saved, the run not told
+    ("plan: write runs/<run>/run.json", 2),  # the plan recorded on the run, no chunk queued
+    ("plan: send <queue>", 1),  # the first chunk queued, the others not
+])
+def test_a_planner_dying_midway_is_finished_by_its_redelivery(api_settings, export_of, segments_container,
+                                                             sandbox, target, occurrence):
+    """The planner used to die between saving the run's wave sizes and queueing its chunks, and its
+    redelivered message saw the wave sizes and returned: the run stayed `running` forever."""
+    emails = clean_segment(segments_container, "Vip", 250)
+    export = export_of(["Vip"])
+    run_id = runs.start_run(api_settings, export, "manual").run_id
+    probe = FaultPlan(target=target, occurrence=occurrence, mode="die")
+
+    run = Pump(api_settings, probe=probe).until_ended(run_id, timeout=30)
+
+    assert probe.fired == target
+    assert run.status == "succeeded" and counts(run) == {"rows": 250, "sent": 250, "rejected": 0, "failed": 0}
+    assert set(sandbox.contacts()) == set(emails)
+
+
+def test_a_duplicate_planner_enqueues_nothing(api_settings, export_of, segments_container):
+    clean_segment(segments_container, "Vip", 250)
+    export = export_of(["Vip"])
+    run_id = runs.start_run(api_settings, export, "manual").run_id
+    pump = Pump(api_settings)
+    (plan_message,) = pump.receive()
+    second_started = []
+
+    class DuplicateFirst(FaultPlan):
+        def before(self, op, target):
+            super().before(op, target)
+            if not second_started and op == "write" and target.endswith("/plan.json"):
+                second_started.append("b")  # a duplicate message's planner saves its plan first, and queues it
+                runs.process_message(api_settings, plan_message.content, delivery="b")
+
+    pump.probe = DuplicateFirst(armed=False)
+    pump.deliver(plan_message)  # plans too, loses the plan write
+    runs.process_message(api_settings, plan_message.content, delivery="c")  # a late duplicate
+
+    assert second_started and queued(api_settings) == 3  # the three chunks, once
+    assert runs.get_run(api_settings, run_id).wave_sizes == [3]
+    assert pump.until_ended(run_id).status == "succeeded"
+
+
+def test_a_missing_segment_fails_the_run_naming_it(api_settings, export_of, segments_container, pump):
+    export = export_of(["Nowhere"])
+    run = pump(runs.start_run(api_settings, export, "manual").run_id)
+    assert run.status == "failed" and "Nowhere" in run.error
+
+
+def test_a_plan_that_always_fails_fails_the_run_with_its_error(api_settings, export_of, segments_container,
+                                                              monkeypatch, pump):
+    clean_segment(segments_container, "Vip", 10)
+    export = export_of(["Vip"])
+
+    def broken(*args, **kwargs):
+        raise OSError("storage hiccup")
+
+    monkeypatch.setattr(planner.Deduplicator, "note", broken)
+    run = pump(runs.start_run(api_settings, export, "manual").run_id)
+
+    assert run.status == "failed"
+    assert run.error == "planning failed on every attempt: OSError: storage hiccup"
