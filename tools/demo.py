@@ -243,12 +243,10 @@ def summarize(run: dict, rejects: Path) -> None:
 def show_contact(omnisend_url: str, api_key: str, segment: str) -> None:
     """One contact of the segment as Omnisend holds it: the mapped fields, converted."""
     from shared.omnisend import OmnisendClient
+    from shared.ratelimit import SlidingWindowLimiter
 
-    client = OmnisendClient(api_key, base_url=omnisend_url)
-    try:
+    with OmnisendClient(api_key, limiter=SlidingWindowLimiter(), base_url=omnisend_url) as client:
         contact = next((c for c in client.iter_contacts(tag=segment) if c.get("birthdate") and c.get("gender")), None)
-    finally:
-        client.close()
     if contact is not None:
         shown = {key: contact.get(key) for key in ("email", "firstName", "countryCode", "birthdate", "gender",
                                                     "customProperties") if contact.get(key) is not None}
