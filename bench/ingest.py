@@ -1,6 +1,11 @@
 """Ingestion benchmark: a 1,000,000-row Customer Insights segment in Azurite, planned and read.
 
     python -m bench.ingest [--rows 1000000] [--partitions 3] [--rows-per-chunk 1000] [--quote-all]
+                           [--custom-fields [--mapping default|extended]]
+
+--custom-fields adds the sample's custom columns (loyalty tier, birthdate, gender, preferred stores)
+and maps them with EXTENDED_MAPPING (birthdate, gender and four typed custom properties);
+`--mapping default` reads the same wider export with the plain mapping, for comparison.
 
 Each phase runs in its own child process so its peak memory (max RSS) is its own:
   write     generate the CI-layout export and stream it to Azurite (stage/commit blocks)
@@ -36,13 +41,14 @@ def _max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def phase_write(connection_string: str, rows: int, partitions: int, quote_all: bool) -> dict:
+def phase_write(connection_string: str, rows: int, partitions: int, quote_all: bool, custom_fields: bool) -> dict:
     from tools.sample_export import generate_profiles, write_ci_export
 
     client = _container(connection_string)
     client.create_container()
     started = time.perf_counter()
-    write_ci_export(client, {"Bench": generate_profiles(rows, quote_all=quote_all)}, partitions=partitions, when=WHEN)
+    profiles = generate_profiles(rows, quote_all=quote_all, custom_fields=custom_fields)
+    write_ci_export(client, {"Bench": profiles}, partitions=partitions, when=WHEN)
     return {"seconds": time.perf_counter() - started, "max_rss_mb": _max_rss_mb()}
 
 
@@ -59,19 +65,20 @@ def phase_plan(connection_string: str, rows_per_chunk: int) -> dict:
             "cpu_seconds": cpu, "max_rss_mb": _max_rss_mb()}
 
 
-def phase_read_map(connection_string: str, chunk_dicts: list[dict]) -> dict:
+def phase_read_map(connection_string: str, chunk_dicts: list[dict], extended: bool) -> dict:
     from shared.mapping import FieldMapping, MappedContact, bind, email_key, map_row
     from shared.omnisend import contact_batch_body, encode_body
     from shared.rejects import rejects_to_csv
     from shared.segments import Chunk, read_chunk
     from shared.tuning import tune_garbage_collector
-    from tools.sample_export import DEFAULT_MAPPING
+    from tools.sample_export import DEFAULT_MAPPING, EXTENDED_MAPPING
 
     tune_garbage_collector()  # as function_app.py sets up the workers
 
     client = _container(connection_string)
     chunks = [Chunk.from_dict(d) for d in chunk_dicts]
-    bound = bind(FieldMapping.from_dict(DEFAULT_MAPPING), chunks[0].columns, chunks[0].segment)
+    mapping = FieldMapping.from_dict(EXTENDED_MAPPING if extended else DEFAULT_MAPPING)
+    bound = bind(mapping, chunks[0].columns, chunks[0].segment)
     seen: set[int] = set()
     rows = sent = rejected = duplicates = body_bytes = 0
     wall, cpu = time.perf_counter(), time.process_time()
@@ -110,13 +117,21 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--rows-per-chunk", type=int, default=1000)
     parser.add_argument("--quote-all", action="store_true", help="quote every field (some CDM writers do)")
+    parser.add_argument("--custom-fields", action="store_true",
+                        help="add the custom columns (tier, birthdate, gender, stores) and map them")
+    parser.add_argument("--mapping", choices=("default", "extended"),
+                        help="DEFAULT_MAPPING or EXTENDED_MAPPING (default: extended with --custom-fields)")
     args = parser.parse_args()
+    extended = (args.mapping or ("extended" if args.custom_fields else "default")) == "extended"
+    if extended and not args.custom_fields:
+        parser.error("--mapping extended needs --custom-fields (the columns it maps)")
 
     azurite = start_azurite(f"bench-{os.getpid()}")
     try:
         cs = azurite.connection_string
-        written = run_in_child(phase_write, cs, args.rows, args.partitions, args.quote_all)
-        print(f"write     {args.rows:,} rows in {args.partitions} partitions: {written['seconds']:.1f} s, "
+        written = run_in_child(phase_write, cs, args.rows, args.partitions, args.quote_all, args.custom_fields)
+        print(f"write     {args.rows:,} rows in {args.partitions} partitions"
+              f"{' with custom columns' if args.custom_fields else ''}: {written['seconds']:.1f} s, "
               f"peak {written['max_rss_mb']:.0f} MB")
         plan = run_in_child(phase_plan, cs, args.rows_per_chunk)
         mb = plan["bytes"] / 1e6
@@ -125,8 +140,9 @@ def main() -> None:
               f"{mb / plan['cpu_seconds']:.0f} MB/s per core (CPU), peak {plan['max_rss_mb']:.0f} MB")
         largest = max(len(json.dumps(c).encode()) for c in plan["chunks"])
         print(f"          largest chunk message {largest} bytes")
-        read = run_in_child(phase_read_map, cs, plan["chunks"])
-        print(f"read+map  {read['rows']:,} rows -> {read['sent']:,} contacts, {read['rejected']:,} rejects, "
+        read = run_in_child(phase_read_map, cs, plan["chunks"], extended)
+        print(f"read+map  ({'extended' if extended else 'default'} mapping) "
+              f"{read['rows']:,} rows -> {read['sent']:,} contacts, {read['rejected']:,} rejects, "
               f"{read['duplicates']:,} duplicates, {read['body_bytes'] / 1e6:.0f} MB of batch bodies: "
               f"{read['rows'] / read['seconds']:,.0f} rows/s wall, {read['rows'] / read['cpu_seconds']:,.0f} rows/s "
               f"per core (CPU), peak {read['max_rss_mb']:.0f} MB")

@@ -10,7 +10,8 @@ Every function takes the cell text and the column's name and returns one of:
 - the converted value (str, int, float, bool or list of str),
 - None: the cell is empty (or, for gender, not a gender Omnisend knows), so the field is left out;
 - an `Invalid`: the value cannot be converted. Its `detail` names the column and the value; the
-  row is rejected as `invalid_value` (INVALID_VALUE) unless the mapping says to omit the field.
+  row is rejected as `invalid_value` (`RejectReason.INVALID_VALUE`) unless the mapping says to omit
+  the field.
 
 Decisions (what a profile export may carry, and nothing that needs a guess):
 
@@ -41,7 +42,6 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable, NamedTuple, Union
 
-INVALID_VALUE = "invalid_value"  # the reject reason of a row with a value that cannot be converted
 MAX_STRING_LENGTH = 2048  # Omnisend: custom-property string values hold at most 2048 characters
 MAX_LIST_ITEMS = 100  # this project's cap on a list value (Omnisend documents none; tags stop at 100)
 MAX_SAFE_INTEGER = 2**53 - 1

@@ -8,6 +8,7 @@ A connection stores the *name* of the Key Vault secret that holds the Omnisend A
 """
 from __future__ import annotations
 
+import copy
 import json
 import re
 import uuid
@@ -18,6 +19,7 @@ from azure.storage.blob import ContainerClient
 
 from . import blobstate
 from .blobstate import utc_now  # noqa: F401 - documents.utc_now is what callers import
+from .mapping import FieldMapping, MappingError
 from .settings import Settings
 from .storage import container
 
@@ -157,7 +159,9 @@ class Export:
     display_name: str
     connection_id: str
     segments: list[str]
-    mapping: dict[str, str]  # a FieldMapping as its camelCase dict, e.g. {"email": "EMail", "firstName": ...}
+    # A FieldMapping as the API's camelCase JSON (FieldMapping.to_dict()), e.g. {"email": "EMail",
+    # "birthdate": "BirthDate", "customProperties": {"tier": {"column": "Tier", "type": "string", ...}}}
+    mapping: dict[str, Any]
     created_at: str
     updated_at: str
     created_by: str
@@ -168,13 +172,17 @@ class Export:
     schedule: dict[str, str] | None = None
     etag: str | None = field(default=None, compare=False, repr=False)  # set when read from storage
 
+    @property
+    def field_mapping(self) -> FieldMapping:
+        return FieldMapping.from_dict(self.mapping)
+
     def to_api(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "displayName": self.display_name,
             "connectionId": self.connection_id,
             "segments": list(self.segments),
-            "mapping": dict(self.mapping),
+            "mapping": copy.deepcopy(self.mapping),
             "runOn": list(self.run_on),
             "tagContacts": self.tag_contacts,
             "schedule": dict(self.schedule) if self.schedule is not None else None,
@@ -189,9 +197,12 @@ class Export:
     @classmethod
     def from_document(cls, data: Any, where: str) -> "Export":
         doc = _Reader(data, where)
-        mapping = doc.get("mapping", dict)
-        if not all(isinstance(key, str) and isinstance(value, str) for key, value in mapping.items()):
-            raise DocumentError(f"{where}: field 'mapping' must map names to column names (strings)")
+        # Documents written before birthdate, gender and customProperties hold column names only;
+        # both kinds are read by the same parser and kept in its (normalised) form.
+        try:
+            mapping = FieldMapping.from_dict(doc.get("mapping", dict)).to_dict()
+        except MappingError as error:
+            raise DocumentError(f"{where}: field 'mapping' cannot be used: {error}") from None
         schedule = doc.get("schedule", dict, None, nullable=True)  # documents saved before schedules: None
         if schedule is not None and not (set(schedule) == {"cron", "timeZone"}
                                          and all(isinstance(value, str) for value in schedule.values())):
@@ -201,7 +212,7 @@ class Export:
             display_name=doc.get("displayName", str),
             connection_id=doc.get("connectionId", str),
             segments=doc.string_list("segments"),
-            mapping=dict(mapping),
+            mapping=mapping,
             run_on=doc.string_list("runOn"),
             tag_contacts=doc.get("tagContacts", bool, True),
             schedule=dict(schedule) if schedule is not None else None,

@@ -1,19 +1,35 @@
 """From a profile row to an Omnisend contact (ContactRequest of API 2026-03-15), or a reject.
 
 Data matching as Customer Insights offers it: Email (required) and optional First name, Last name,
-Address, Country/Region, State, City, Post Code, each mapped to a column chosen by name.
+Address, Country/Region, State, City, Post Code, each mapped to a column chosen by name. Beyond it,
+`birthdate` and `gender` (converted, shared/conversions.py) and `customProperties` (typed custom
+properties, shared/custom_properties.py).
+
+The per-row cost of a mapping without converted fields is what it was before they existed: `bind`
+decides once whether a segment's rows need conversions (`BoundMapping.extra`), and `map_row` hands
+such rows to `_map_extra` after the plain fields.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from dataclasses import dataclass, fields as dataclass_fields
-from typing import NamedTuple, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Sequence
 
+from .conversions import Converter, Invalid, to_birthdate, to_gender
+from .custom_properties import (
+    MAX_COLUMN_LENGTH, BoundCustomProperties, CustomPropertyMapping, bind_custom_properties, convert_custom_properties,
+    custom_property_problems,
+)
+from .problems import FieldError
 from .rejects import RejectReason, RowRejection
 from .segments import RawRow
 
-CONTACT_FIELDS = ("email", "firstName", "lastName", "address", "country", "state", "city", "postalCode")
+CONTACT_FIELDS = ("email", "firstName", "lastName", "address", "country", "state", "city", "postalCode")  # text
+CONVERTED_FIELDS = ("birthdate", "gender")  # contact fields whose values are converted (shared/conversions.py)
+CUSTOM_PROPERTIES = "customProperties"
+MAPPING_KEYS = CONTACT_FIELDS + CONVERTED_FIELDS + (CUSTOM_PROPERTIES,)
 MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit minus the angle brackets
 MAX_LOCAL_PART_LENGTH = 64
 MAX_FIELD_LENGTH = 1000  # characters; a longer name or address is garbage, not a person's data
@@ -41,12 +57,38 @@ _NON_ASCII_LOCAL_FORBIDDEN = set(" \t\r\n\"(),:;<>@[\\]")
 
 
 class MappingError(ValueError):
-    """A field mapping that cannot work; names the field(s), the column(s) and the segment."""
+    """A field mapping that cannot work; names the field(s), the column(s) and the segment.
+
+    `problems` holds one FieldError per bad field (a JSON path such as `mapping.email` or
+    `mapping.customProperties.tier.type`, and what is wrong there), for the API's field errors.
+    """
+
+    def __init__(self, message: str, problems: Sequence[FieldError] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems)
+
+
+def _at(path: str, key: Any) -> str:
+    if isinstance(key, str) and _PLAIN_KEY(key):
+        return f"{path}.{key}"
+    return f"{path}[{json.dumps(key, ensure_ascii=False) if isinstance(key, str) else repr(key)}]"
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*").fullmatch
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
 
 
 @dataclass(frozen=True)
 class FieldMapping:
-    """Column names (as the user chose them; matched case-insensitively) per contact field."""
+    """Column names (as the user chose them; matched case-insensitively) per contact field, and the
+    custom properties."""
 
     email: str
     first_name: str | None = None
@@ -56,30 +98,60 @@ class FieldMapping:
     state: str | None = None
     city: str | None = None
     postal_code: str | None = None
+    birthdate: str | None = None
+    gender: str | None = None
+    custom_properties: CustomPropertyMapping = CustomPropertyMapping()
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FieldMapping":
-        """From the HTTP API's camelCase keys (email, firstName, ... postalCode)."""
+    def from_dict(cls, d: Any, *, path: str = "mapping") -> "FieldMapping":
+        """From the HTTP API's camelCase JSON (email, firstName, ... postalCode, birthdate, gender,
+        customProperties). MappingError lists every bad field at once (`problems`, paths under `path`)."""
         if not isinstance(d, dict):
-            raise MappingError("the field mapping must be an object of contact field -> column name")
-        unknown = sorted(set(d) - set(CONTACT_FIELDS))
-        if unknown:
-            raise MappingError(f"unknown contact field(s) {unknown} in the mapping; known: {list(CONTACT_FIELDS)}")
-        values = {}
-        for key, attr in zip(CONTACT_FIELDS, _ATTRS):
+            problem = FieldError(path, "must be an object of contact field -> column name")
+            raise MappingError(f"{path}: {problem.message}", [problem])
+        problems = [FieldError(_at(path, key), f"is not a field of the mapping (known: {', '.join(MAPPING_KEYS)})")
+                    for key in d if key not in MAPPING_KEYS]
+        values: dict[str, Any] = {}
+        for key, attr in _COLUMN_FIELDS:
             value = d.get(key)
             if value is not None and not isinstance(value, str):
-                raise MappingError(f"mapping of {key} must be a column name (text), got {type(value).__name__}")
-            values[attr] = value.strip() if value and value.strip() else None
-        if not values["email"]:
-            raise MappingError("the mapping must name the column that holds the email address (email)")
-        return cls(**values)
+                problems.append(FieldError(f"{path}.{key}", f"must be a column name (text), got {_json_type(value)}"))
+            elif value is not None and len(value.strip()) > MAX_COLUMN_LENGTH:
+                problems.append(FieldError(f"{path}.{key}", f"a column name has at most {MAX_COLUMN_LENGTH} characters, "
+                                                            f"this one {len(value.strip())}"))
+            else:
+                values[attr] = value.strip() if value and value.strip() else None
+        if "email" in values and not values["email"]:
+            problems.append(FieldError(f"{path}.email", "is required: the column that holds the email address"))
+        custom = d.get(CUSTOM_PROPERTIES)
+        problems += custom_property_problems(custom, f"{path}.{CUSTOM_PROPERTIES}")
+        if problems:
+            raise MappingError("; ".join(f"{p.field}: {p.message}" for p in problems), problems)
+        return cls(**values, custom_properties=CustomPropertyMapping.from_dict(custom, path=f"{path}.{CUSTOM_PROPERTIES}"))
 
-    def to_dict(self) -> dict:
-        return {key: getattr(self, attr) for key, attr in zip(CONTACT_FIELDS, _ATTRS) if getattr(self, attr)}
+    def to_dict(self) -> dict[str, Any]:
+        """The API's camelCase JSON (the stored form): mapped fields only; customProperties when any."""
+        found: dict[str, Any] = {key: getattr(self, attr) for key, attr in _COLUMN_FIELDS if getattr(self, attr)}
+        if self.custom_properties.properties:
+            found[CUSTOM_PROPERTIES] = self.custom_properties.to_dict()
+        return found
+
+    @property
+    def converts(self) -> bool:
+        """Whether rows need conversions (birthdate, gender or custom properties) beyond the text fields."""
+        return bool(self.birthdate or self.gender or self.custom_properties.properties)
 
 
-_ATTRS = tuple(f.name for f in dataclass_fields(FieldMapping))  # same order as CONTACT_FIELDS
+_ATTRS = ("email", "first_name", "last_name", "address", "country", "state", "city", "postal_code")  # CONTACT_FIELDS
+_COLUMN_FIELDS = tuple(zip(CONTACT_FIELDS + CONVERTED_FIELDS, _ATTRS + CONVERTED_FIELDS))  # (API key, attribute)
+_CONVERTERS: dict[str, Converter] = {"birthdate": to_birthdate, "gender": to_gender}
+
+
+class _Extra(NamedTuple):
+    """What a row needs beyond the text fields: converted contact fields and custom properties."""
+
+    fields: tuple[tuple[str, int, Converter, str], ...]  # (ContactRequest key, column index, converter, column name)
+    custom: BoundCustomProperties | None
 
 
 @dataclass(frozen=True)
@@ -91,6 +163,7 @@ class BoundMapping:
     email: int
     country: int | None
     plain: tuple[tuple[str, int], ...]  # (ContactRequest key, column index), country excluded
+    extra: _Extra | None = None  # None: the mapping converts nothing (the rows take the plain path only)
 
 
 def _column_index(columns: Sequence[str], wanted: str) -> int | None | str:
@@ -104,29 +177,41 @@ def _column_index(columns: Sequence[str], wanted: str) -> int | None | str:
 
 
 def bind(mapping: FieldMapping, columns: Sequence[str], segment: str) -> BoundMapping:
-    """Column indexes for the mapping; MappingError lists every column the segment lacks."""
+    """Column indexes for the mapping; MappingError lists every column the segment lacks (contact
+    fields, then custom properties), with one FieldError each in `problems`."""
+    wanted = [(key, f"mapping.{key}", getattr(mapping, attr)) for key, attr in _COLUMN_FIELDS]
+    wanted += [(f"{CUSTOM_PROPERTIES}.{prop.name}", f"{_at(f'mapping.{CUSTOM_PROPERTIES}', prop.name)}.column", prop.column)
+               for prop in mapping.custom_properties.properties]
     indexes: dict[str, int] = {}
-    missing, ambiguous = [], []
-    for key, attr in zip(CONTACT_FIELDS, _ATTRS):
-        column = getattr(mapping, attr)
+    missing, ambiguous, problems = [], [], []
+    for label, path, column in wanted:
         if column is None:
             continue
         found = _column_index(columns, column)
         if found is None:
-            missing.append(f"{key} -> {column!r}")
+            missing.append(f"{label} -> {column!r}")
+            problems.append(FieldError(path, f"segment {segment!r} has no column {column!r}"))
         elif found == "ambiguous":
-            ambiguous.append(f"{key} -> {column!r}")
+            ambiguous.append(f"{label} -> {column!r}")
+            problems.append(FieldError(path, f"segment {segment!r} has several columns that differ from {column!r} "
+                                             f"only by case"))
         else:
-            indexes[key] = found
-    problems = []
+            indexes[label] = found
+    parts = []
     if missing:
-        problems.append(f"no column for {', '.join(missing)}")
+        parts.append(f"no column for {', '.join(missing)}")
     if ambiguous:
-        problems.append(f"several columns differ only by case for {', '.join(ambiguous)}")
-    if problems:
-        raise MappingError(f"segment {segment!r}: {'; '.join(problems)} (its columns: {', '.join(columns)})")
-    plain = tuple((k, i) for k, i in indexes.items() if k not in ("email", "country"))
-    return BoundMapping(segment, tuple(columns), indexes["email"], indexes.get("country"), plain)
+        parts.append(f"several columns differ only by case for {', '.join(ambiguous)}")
+    if parts:
+        raise MappingError(f"segment {segment!r}: {'; '.join(parts)} (its columns: {', '.join(columns)})", problems)
+    plain = tuple((k, i) for k, i in indexes.items() if k in CONTACT_FIELDS and k not in ("email", "country"))
+    extra = None
+    if mapping.converts:
+        converted = tuple((k, indexes[k], _CONVERTERS[k], columns[indexes[k]]) for k in CONVERTED_FIELDS if k in indexes)
+        custom = (bind_custom_properties(mapping.custom_properties, columns, segment)
+                  if mapping.custom_properties.properties else None)
+        extra = _Extra(converted, custom)
+    return BoundMapping(segment, tuple(columns), indexes["email"], indexes.get("country"), plain, extra)
 
 
 class MappedContact(NamedTuple):  # NamedTuples: one per row, the cheapest immutable records to make
@@ -228,6 +313,27 @@ def map_row(bound: BoundMapping, row: RawRow) -> MappedContact | RowRejection:
             if len(value) > MAX_FIELD_LENGTH:
                 return _too_long(bound, bound.country, value, email)
             _set_country(contact, value)
+    if bound.extra is None:
+        return _new_tuple(MappedContact, (email, contact))
+    return _map_extra(bound.extra, fields, email, contact)
+
+
+def _map_extra(extra: _Extra, fields: list[str], email: str, contact: dict) -> MappedContact | RowRejection:
+    """The converted fields of a row whose plain fields are in `contact`: birthdate and gender, then
+    customProperties. A value that cannot be converted rejects the row as `invalid_value` (gender
+    never does; a custom property with `onInvalid: "omit"` is left out instead)."""
+    for key, index, convert, column in extra.fields:
+        value = convert(fields[index], column)
+        if value is not None:
+            if value.__class__ is Invalid:
+                return RowRejection(RejectReason.INVALID_VALUE, value.detail, email)
+            contact[key] = value
+    if extra.custom is not None:
+        properties = convert_custom_properties(extra.custom, fields)
+        if properties is not None:
+            if properties.__class__ is Invalid:
+                return RowRejection(RejectReason.INVALID_VALUE, properties.detail, email)
+            contact[CUSTOM_PROPERTIES] = properties
     return _new_tuple(MappedContact, (email, contact))
 
 

@@ -35,6 +35,7 @@ class RejectReason(str, Enum):
     MALFORMED_ROW = "malformed_row"
     UNDECODABLE = "undecodable"
     FIELD_TOO_LONG = "field_too_long"
+    INVALID_VALUE = "invalid_value"  # a mapped value (birthdate, custom property) that cannot be converted
     CONTACT_LIMIT = "contact_limit"
     OMNISEND_REJECTED = "omnisend_rejected"
     FAILED = "failed"

@@ -15,6 +15,8 @@ SENDABLE = (Kind.VALID, Kind.TRICKY, Kind.DUPLICATE)
 @dataclass
 class ExpectedRun:
     first_names: dict[str, str] = field(default_factory=dict)  # email -> first name of its first row
+    # email -> birthdate, gender and customProperties of its first row (profiles with custom fields)
+    custom_fields: dict[str, dict] = field(default_factory=dict)
     tags: dict[str, set[str]] = field(default_factory=dict)
     rejects: dict[tuple[str, int, int], str] = field(default_factory=dict)  # (segment, partition, row) -> reason
     rows: int = 0
@@ -44,6 +46,8 @@ def expected_run(segments: dict, partitions: int, *, tagged: bool = True) -> Exp
                     result.sent += 1
                     if row.email not in earlier:
                         result.first_names[row.email] = profiles.fields(i)[1].strip()
+                        if "BirthDate" in profiles.columns:
+                            result.custom_fields[row.email] = profiles.expected_fields(i)
                     if tagged:
                         result.tags.setdefault(row.email, set()).add(name)
         earlier |= current

@@ -14,7 +14,9 @@ from shared.documents import (
     Export,
     utc_now,
 )
+from shared.mapping import FieldMapping
 from shared.storage import container
+from tools.sample_export import EXTENDED_MAPPING
 
 
 def make_connection(connection_id: str = "conn-1", **changes) -> Connection:
@@ -137,3 +139,49 @@ def test_an_export_schedule_round_trips_and_older_documents_read_as_following_th
     client.upload_blob("exports/exp-old.json", json.dumps({**older, "schedule": {"cron": 5}}), overwrite=True)
     with pytest.raises(DocumentError, match="exports/exp-old.json.*'schedule'"):
         store.get_export("exp-old")
+
+
+def test_an_export_stores_the_richer_mapping_as_the_apis_json(store, settings):
+    mapping = FieldMapping.from_dict(EXTENDED_MAPPING)
+    store.put_export(make_export(mapping=mapping.to_dict()))
+    raw = json.loads(container(settings, settings.state_container).download_blob("exports/exp-1.json").readall())
+    assert raw["mapping"]["customProperties"]["preferred_stores"] == {
+        "column": "PreferredStores", "type": "stringList", "onInvalid": "reject", "separator": ";"}
+    assert (raw["mapping"]["birthdate"], raw["mapping"]["gender"]) == ("BirthDate", "Gender")
+    loaded = store.get_export("exp-1")
+    assert loaded.mapping == raw["mapping"] == loaded.to_api()["mapping"] == mapping.to_dict()
+    assert loaded.field_mapping.to_dict() == mapping.to_dict()  # (stored with sorted keys: properties by name)
+    loaded.to_api()["mapping"]["customProperties"].clear()  # the API view is a copy
+    assert loaded.mapping == mapping.to_dict()
+
+
+def test_an_export_stored_before_custom_fields_is_still_read(store, settings):
+    store.put_export(make_export("new"))  # creates the container
+    older = {  # as the first release wrote it: column names only, no tagContacts
+        "id": "old", "displayName": "VIPs", "connectionId": "conn-1", "segments": ["Vip"],
+        "mapping": {"email": "EMail", "firstName": "FirstName", "country": "Country"}, "runOn": ["schedule"],
+        "createdAt": "2025-01-02T03:04:05.000Z", "updatedAt": "2025-01-02T03:04:05.000Z", "createdBy": "a@example.com",
+    }
+    container(settings, settings.state_container).upload_blob("exports/old.json", json.dumps(older))
+    loaded = store.get_export("old")
+    assert loaded.mapping == older["mapping"] and loaded.tag_contacts is True
+    assert loaded.field_mapping == FieldMapping(email="EMail", first_name="FirstName", country="Country")
+    assert not loaded.field_mapping.converts
+    store.put_export(loaded, if_match=loaded.etag)
+    assert store.get_export("old").to_document() == {**older, "tagContacts": True, "schedule": None}
+
+
+@pytest.mark.parametrize("mapping, message", [
+    ({"email": "EMail", "firstName": 3}, "mapping.firstName: must be a column name"),
+    ({"email": "EMail", "customProperties": {"tier": {"column": "Tier", "type": "text"}}},
+     "mapping.customProperties.tier.type: must be one of"),
+    ({"firstName": "FirstName"}, "mapping.email: is required"),
+])
+def test_a_stored_mapping_that_cannot_be_used_names_the_blob_and_the_field(store, settings, mapping, message):
+    store.put_export(make_export())
+    broken = {**make_export("broken").to_document(), "mapping": mapping}
+    container(settings, settings.state_container).upload_blob("exports/broken.json", json.dumps(broken))
+    with pytest.raises(DocumentError) as raised:
+        store.get_export("broken")
+    assert str(raised.value).startswith("blob 'exports/broken.json': field 'mapping' cannot be used: ")
+    assert message in str(raised.value)

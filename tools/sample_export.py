@@ -362,6 +362,9 @@ class ProfileSlice:
     def fields(self, i: int) -> list[str]:
         return self.population.fields(self.first + i)
 
+    def expected_fields(self, i: int) -> dict:
+        return self.population.expected_fields(self.first + i)
+
     def blocks(self, start: int = 0, stop: int | None = None, *, header: bool = False,
                block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
         stop = self.count if stop is None else stop
