@@ -1,6 +1,7 @@
 """What a run must produce, computed from the generator's per-row expectations and the run rules
 (independently of the engine): first occurrence upserted, same-segment repeats rejected as duplicates,
-repeats of an earlier segment only tagged."""
+repeats of an earlier segment only tagged (or, when the export does not tag, unchanged). A first run:
+every contact is new to the export's sync state."""
 from __future__ import annotations
 
 import re
@@ -21,10 +22,13 @@ class ExpectedRun:
     rejects: dict[tuple[str, int, int], str] = field(default_factory=dict)  # (segment, partition, row) -> reason
     rows: int = 0
     sent: int = 0
+    unchanged: int = 0
 
     @property
     def counts(self) -> dict[str, int]:
-        return {"rows": self.rows, "sent": self.sent, "rejected": len(self.rejects), "failed": 0}
+        added = len(self.first_names)
+        return {"rows": self.rows, "sent": self.sent, "rejected": len(self.rejects), "failed": 0,
+                "added": added, "updated": self.sent - added, "unchanged": self.unchanged}
 
 
 def expected_run(segments: dict, partitions: int, *, tagged: bool = True) -> ExpectedRun:
@@ -41,6 +45,9 @@ def expected_run(segments: dict, partitions: int, *, tagged: bool = True) -> Exp
                     result.rejects[where] = row.reason.value
                 elif row.email in current:
                     result.rejects[where] = "duplicate"
+                elif row.email in earlier and not tagged:
+                    current.add(row.email)
+                    result.unchanged += 1
                 else:
                     current.add(row.email)
                     result.sent += 1

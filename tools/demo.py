@@ -214,7 +214,8 @@ def progress_line(run: dict, elapsed: float, width: int = 30) -> str:
     minutes, seconds = divmod(int(elapsed), 60)
     return (
         f"[{'#' * done}{'.' * (width - done)}] {run['progress']:6.1%} {run['status']:<18} "
-        f"rows {counts['rows']:,} · sent {counts['sent']:,} · rejected {counts['rejected']:,} · "
+        f"rows {counts['rows']:,} · sent {counts['sent']:,} · unchanged {counts.get('unchanged', 0):,} · "
+        f"rejected {counts['rejected']:,} · "
         f"failed {counts['failed']:,} · {minutes}m{seconds:02d}s"
     )
 
@@ -231,8 +232,8 @@ def summarize(run: dict, rejects: Path) -> None:
     print()
     say(f"Run {run['runId']}: {run['status']} in {run['startedAt']} → {run['finishedAt']}")
     print(json.dumps(counts, indent=2))
-    balanced = counts["rows"] == counts["sent"] + counts["rejected"] + counts["failed"]
-    say(f"rows = sent + rejected + failed: {'yes' if balanced else 'NO'}")
+    balanced = counts["rows"] == counts["sent"] + counts.get("unchanged", 0) + counts["rejected"] + counts["failed"]
+    say(f"rows = sent + unchanged + rejected + failed: {'yes' if balanced else 'NO'}")
     if "untagged" in run:
         say(f"Contacts that left a segment and lost its tag: {run['untagged']:,}")
     if run.get("error"):

@@ -22,7 +22,15 @@ log = logging.getLogger(__name__)
 
 def run_ended(store: RunStore, run: Run) -> None:
     """Called once when a run has reached its terminal state: releases the export and sends the
-    ExportRunFinished event."""
+    ExportRunFinished event. A cancelled or failed run first keeps what its chunks verified in the
+    export's sync state (a finished run did so in its finishing step)."""
+    if run.status in (RunStatus.CANCELLED, RunStatus.FAILED):
+        from .untag import save_unfinished  # the finishing step's module sends through the outbox
+
+        try:
+            save_unfinished(store, run)
+        except Exception:  # noqa: BLE001 - the next run resends what the state misses; the run must end
+            log.exception("run %s: the sync state could not keep its verified outcomes", run.run_id)
     lock.release(store, run.export_id, run.run_id)
     telemetry.emit(telemetry.RunFinished.from_run(run))
     log.info("run %s of export %s ended %s (%s): rows %d, sent %d, rejected %d, failed %d, untagged %d, "

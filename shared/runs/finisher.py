@@ -25,6 +25,12 @@ def record_plan(run: Run, plan: Plan, by: str, now: str) -> None:
     run.segment_names = list(plan.segment_names)
     run.wave_sizes = [len(wave) for wave in plan.waves]
     run.plan_token = plan.token
+    run.mode = plan.mode
+    run.sync_tags = list(plan.sync_tags)
+    for wave in plan.waves:
+        for planned in wave:
+            if planned.counted is not None:  # nothing to send: counted without a delivery
+                count(run, planned.seq, planned.counted, 0)
     run.waves_opened = plan.first_waves
     if run.waves_opened:
         run.outbox.append(Due(StepKind.WAVE, 0, run.waves_opened, by, now))
@@ -41,7 +47,8 @@ def count(run: Run, seq: int, counts: Counts, rate_limited: int) -> None:
 
 
 def untag_done(run: Run, wave: int, untagged: int, error: str | None) -> None:
-    """A segment's leavers lost its tag (or could not: `error`, and the run ends partially succeeded)."""
+    """The finishing step is done: leavers lost the tags the export owns, the sync state is replaced
+    (or could not be: `error`, and the run ends partially succeeded)."""
     if wave not in (run.untag_pending or []):
         return
     run.untag_pending = [w for w in run.untag_pending if w != wave]
@@ -51,16 +58,15 @@ def untag_done(run: Run, wave: int, untagged: int, error: str | None) -> None:
 
 
 def advance(run: Run, by: str, now: str) -> None:
-    """Open what is due once every opened chunk is counted: the next wave, the removal of segment
-    tags from leavers, or the run's end. Messages to send go to the run's outbox."""
+    """Open what is due once every opened chunk is counted: the next wave, the finishing step (owned
+    tags off leavers, the sync state replaced), or the run's end. Messages to send go to the run's outbox."""
     while run.planned and not run.terminal and set(run.opened_chunks) <= set(run.chunks_done):
         if run.waves_opened < len(run.wave_sizes):
             run.outbox.append(Due(StepKind.WAVE, run.waves_opened, run.waves_opened + 1, by, now))
             run.waves_opened += 1
-        elif run.export.tag_contacts and run.untag_pending is None:
-            run.untag_pending = list(range(len(run.wave_sizes)))
-            if run.untag_pending:
-                run.outbox.append(Due(StepKind.UNTAG, 0, len(run.wave_sizes), by, now))
+        elif run.untag_pending is None:
+            run.untag_pending = [0]  # one finishing step
+            run.outbox.append(Due(StepKind.UNTAG, 0, 1, by, now))
         elif not run.untag_pending:
             partial = run.counts.rejected or run.counts.failed or run.error
             end(run, RunStatus.PARTIALLY_SUCCEEDED if partial else RunStatus.SUCCEEDED, run.error, now)

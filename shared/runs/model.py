@@ -35,23 +35,29 @@ class Trigger(str, Enum):
 
 @dataclass
 class Counts:
+    """rows = sent + unchanged + rejected + failed; sent = added + updated."""
+
     rows: int = 0
     sent: int = 0
     rejected: int = 0
     failed: int = 0
+    added: int = 0  # sent, new to the export's sync state
+    updated: int = 0  # sent, known to the state (fields changed, or only a tag to add)
+    unchanged: int = 0  # nothing to send: no request
 
     def add(self, other: "Counts") -> None:
-        self.rows += other.rows
-        self.sent += other.sent
-        self.rejected += other.rejected
-        self.failed += other.failed
+        for name in _COUNT_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def to_dict(self) -> dict[str, int]:
-        return {"rows": self.rows, "sent": self.sent, "rejected": self.rejected, "failed": self.failed}
+        return {name: getattr(self, name) for name in _COUNT_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Counts":
-        return cls(int(data["rows"]), int(data["sent"]), int(data["rejected"]), int(data["failed"]))
+        return cls(**{name: int(data.get(name, 0)) for name in _COUNT_FIELDS})
+
+
+_COUNT_FIELDS = ("rows", "sent", "rejected", "failed", "added", "updated", "unchanged")
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,15 @@ class Note(str, Enum):
     DUPLICATE = "duplicate"  # the same email is on an earlier row of the same segment
     LIMIT = "limit"  # past the connection's contact limit
     TAG_ONLY = "tagOnly"  # an earlier segment upserts this email: this row only adds its tag
+    # From the export's sync state (no note: a new contact, upserted and tagged):
+    CHANGED = "changed"  # fields changed, the tag is set already: upsert only
+    CHANGED_TAG = "changedTag"  # fields changed (or a full run), the tag too: upsert and tag
+    TAG = "tag"  # fields as last sent, the tag not yet set: only the tag call
+    UNCHANGED = "unchanged"  # nothing to send: no request
+
+    @property
+    def upserts(self) -> bool:
+        return self in (Note.CHANGED, Note.CHANGED_TAG)
 
 
 @dataclass(frozen=True)
@@ -90,13 +105,19 @@ class PlannedChunk:
     wave: int
     chunk: segments.Chunk
     has_notes: bool
+    counted: Counts | None = None  # nothing to send: the planner recorded its result, no message goes out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "wave": self.wave, "chunk": self.chunk.to_dict(), "hasNotes": self.has_notes}
+        body = {"seq": self.seq, "wave": self.wave, "chunk": self.chunk.to_dict(), "hasNotes": self.has_notes}
+        if self.counted is not None:
+            body["counted"] = self.counted.to_dict()
+        return body
 
     @classmethod
     def from_dict(cls, data: dict) -> "PlannedChunk":
-        return cls(int(data["seq"]), int(data["wave"]), segments.Chunk.from_dict(data["chunk"]), bool(data["hasNotes"]))
+        counted = data.get("counted")
+        return cls(int(data["seq"]), int(data["wave"]), segments.Chunk.from_dict(data["chunk"]), bool(data["hasNotes"]),
+                   None if counted is None else Counts.from_dict(counted))
 
 
 @dataclass(frozen=True)
@@ -109,6 +130,8 @@ class Plan:
     rows: int
     sequential: bool  # tag-only rows wait for earlier segments: one wave at a time
     waves: tuple[tuple[PlannedChunk, ...], ...]
+    mode: str = "incremental"  # the sync mode the run goes in (shared.sync.SyncMode)
+    sync_tags: tuple[str, ...] = ()  # the run's tag table (shared.sync.run_tag_table): bits of its changes
 
     @property
     def first_waves(self) -> int:
@@ -117,19 +140,21 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"token": self.token, "by": self.by, "segmentNames": list(self.segment_names), "rows": self.rows,
-                "sequential": self.sequential, "waves": [[c.to_dict() for c in wave] for wave in self.waves]}
+                "sequential": self.sequential, "waves": [[c.to_dict() for c in wave] for wave in self.waves],
+                "mode": self.mode, "syncTags": list(self.sync_tags)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Plan":
         return cls(data["token"], data["by"], tuple(data["segmentNames"]), int(data["rows"]),
                    bool(data["sequential"]),
-                   tuple(tuple(PlannedChunk.from_dict(c) for c in wave) for wave in data["waves"]))
+                   tuple(tuple(PlannedChunk.from_dict(c) for c in wave) for wave in data["waves"]),
+                   data.get("mode", "incremental"), tuple(data.get("syncTags", ())))
 
 
 class StepKind(str, Enum):
     PLAN = "plan"
     WAVE = "wave"  # the chunk messages of waves [start, stop)
-    UNTAG = "untag"  # one message per wave in [start, stop): its segment's leavers lose the tag
+    UNTAG = "untag"  # the finishing step (one message): owned tags off leavers, the sync state replaced
 
 
 @dataclass(frozen=True)
@@ -167,6 +192,8 @@ class Run:
     chunks_done: list[int] = field(default_factory=list)  # chunks counted into `counts`, each once
     untag_pending: list[int] | None = None  # waves whose leavers still lose the tag; None: not started
     untagged: int = 0  # contacts whose segment tag was removed because they left the segment
+    mode: str = "incremental"  # the sync mode the run went in (set when planned)
+    sync_tags: list[str] = field(default_factory=list)  # the run's tag table (set when planned)
     rate_limited: int = 0  # Omnisend 429 answers and spent budgets the run's work was deferred for
     redrives: int = 0  # times the watchdog re-sent the run's missing messages
     outbox: list[Due] = field(default_factory=list)
@@ -211,6 +238,7 @@ class Run:
             "runId": self.run_id,
             "exportId": self.export_id,
             "trigger": self.trigger.value,
+            "mode": self.mode,
             "status": self.status.value,
             "counts": self.counts.to_dict(),
             "progress": self.progress,
@@ -231,7 +259,8 @@ class Run:
             "wave_sizes": list(self.wave_sizes), "plan_token": self.plan_token, "waves_opened": self.waves_opened,
             "chunks_done": list(self.chunks_done),
             "untag_pending": None if self.untag_pending is None else list(self.untag_pending),
-            "untagged": self.untagged, "rate_limited": self.rate_limited, "redrives": self.redrives,
+            "untagged": self.untagged, "mode": self.mode, "sync_tags": list(self.sync_tags),
+            "rate_limited": self.rate_limited, "redrives": self.redrives,
             "outbox": [due.to_dict() for due in self.outbox],
             "started_at": self.started_at, "updated_at": self.updated_at, "finished_at": self.finished_at,
             "error": self.error,
@@ -246,7 +275,8 @@ class Run:
             segment_names=list(data.get("segment_names", [])), wave_sizes=list(data.get("wave_sizes", [])),
             plan_token=data.get("plan_token"), waves_opened=data.get("waves_opened", 0),
             chunks_done=list(data.get("chunks_done", [])), untag_pending=data.get("untag_pending"),
-            untagged=data.get("untagged", 0), rate_limited=data.get("rate_limited", 0),
+            untagged=data.get("untagged", 0), mode=data.get("mode", "incremental"),
+            sync_tags=list(data.get("sync_tags", [])), rate_limited=data.get("rate_limited", 0),
             redrives=data.get("redrives", 0), outbox=[Due.from_dict(d) for d in data.get("outbox", [])],
             started_at=data["started_at"], updated_at=data.get("updated_at", ""),
             finished_at=data.get("finished_at"), error=data.get("error"),

@@ -38,7 +38,7 @@ def messages_for(store: RunStore, run: Run, due: Due, plan: Plan | None) -> list
             # Before a later segment's tag-only rows go out: which emails did earlier waves not send?
             earlier = range(sum(len(w) for w in plan.waves[:wave]))
             store.write_json(paths.unsent_before(run.run_id, wave), results.unsent_keys(store, run.run_id, earlier))
-        found += [chunk_message(run, planned, deadline) for planned in plan.waves[wave]]
+        found += [chunk_message(run, planned, deadline) for planned in plan.waves[wave] if planned.counted is None]
     return found
 
 

@@ -11,6 +11,9 @@ Layout in the state container (ETag concurrency, no database):
   runs/<runId>/results/<seq>.json          a chunk's final counts, written once (If-None-Match: *);
                                            its blob metadata names its rejects file
   runs/<runId>/rejects/<seq>-<token>.csv   the rejected and failed rows of the result with that token
+  runs/<runId>/changes/<seq>-<token>.bin   what the chunk verified in Omnisend (shared.sync change log),
+                                           for the sync state; the result names its token
+  sync/<exportId>/state.bin                the export's sync state (shared.sync.SyncStateStore)
   runs/<runId>/unsent-before-<wave>.json   emails earlier waves did not send (for a wave's tag-only rows)
   run-index/<exportId>/<newest-first key>  one empty marker per run, for listing
   active-runs/<exportId>.json              the export's lock: its run in progress, if any. The lock is
@@ -86,6 +89,10 @@ def parse_rejects(name: str) -> tuple[int, str] | None:
     """(seq, token) of a rejects blob name."""
     found = _REJECTS.search(name)
     return (int(found.group(1)), found.group(2)) if found else None
+
+
+def changes(run_id: str, seq: int, token: str) -> str:
+    return f"runs/{run_id}/changes/{seq:06d}-{token}.bin"
 
 
 def unsent_before(run_id: str, wave: int) -> str:

@@ -5,6 +5,11 @@ duplicate; a row whose email an earlier segment has is only tagged; rows past th
 contact limit are rejected. Those decisions (`Deduplicator`) are pure; the rest reads segments and
 writes the plan.
 
+Against the export's sync state (`shared.sync`, loaded once), each row the run would send is then
+`new`, `changed`, `tagOnly` or `unchanged` (`SyncDecider`, pure): only new and changed rows are
+upserted, tag-only rows only tagged, unchanged rows cost no request. A chunk with nothing to send is
+counted by the planner (its result and rejects recorded here) and never enqueued.
+
 Planning is idempotent. Its outputs carry the plan's token, and the plan is written once
 (create-only): a duplicate planner that loses that write enqueues nothing. A redelivered plan
 message (same delivery) finishes what its first attempt started: it takes the saved plan, records it
@@ -16,15 +21,20 @@ import logging
 import secrets
 from array import array
 
-from .. import blobstate, mapping, segments, storage
+from datetime import datetime, timezone
+
+from .. import blobstate, mapping, segments, storage, sync
 from ..blobstate import io_call, utc_now
+from ..rejects import Reject
 from ..omnisend import AuthenticationError, PermissionDeniedError, RateLimitedError
 from ..settings import Settings
 from . import clients, ending, finisher, outbox, paths
 from .errors import Deferred, RunFailure
 from .messages import PlanMessage, may_defer
-from .model import Note, Plan, PlannedChunk, Run, RunStatus
+from .model import Counts, Note, Plan, PlannedChunk, Run, RunStatus
+from .results import ChunkResult, record
 from .store import RunStore
+from .worker import note_reject
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +73,48 @@ class Deduplicator:
         self._earlier |= self._current
         self._current = set()
         return members
+
+
+class SyncDecider:
+    """What a run sends of each row the `Deduplicator` lets through, against the export's sync state
+    (pure: keys, fingerprints and notes in, notes out)."""
+
+    def __init__(self, prior: sync.SyncState, mode: sync.SyncMode, tagging: bool) -> None:
+        self.prior, self.mode, self.tagging = prior, mode, tagging
+        self._classify = self._member = None
+        self._bit = 0
+
+    def start_segment(self, tag: str) -> None:
+        tag = tag if self.tagging else None
+        self._classify = sync.classifier(self.prior, tag)
+        self._member = sync.membership_classifier(self.prior, tag) if tag else None
+        self._bit = self.prior.tag_bit(tag)
+
+    def note(self, key: int, fingerprint: int, note: Note | None) -> Note | None:
+        """The note of a row: `note` is the Deduplicator's (None: the first row of its email in the run)."""
+        if note is Note.TAG_ONLY:  # an earlier segment delivers the contact: only this segment's tag matters
+            if not self.tagging:
+                return Note.UNCHANGED
+            if self.mode is sync.SyncMode.FULL:
+                return Note.TAG_ONLY
+            return Note.TAG_ONLY if self._member(key) is sync.RowClass.TAG_ONLY else Note.UNCHANGED
+        if note is not None:
+            return note
+        row_class = self._classify(key, fingerprint)
+        action = sync.action_for(self.mode, row_class)
+        if action is sync.SyncAction.SKIP:
+            return Note.UNCHANGED
+        if action is sync.SyncAction.TAG:
+            return Note.TAG
+        if row_class is sync.RowClass.NEW:
+            return None
+        if self.mode is sync.SyncMode.FULL or not self.tagging:
+            return Note.CHANGED_TAG if self.tagging else Note.CHANGED
+        i = self.prior.find(key)
+        return Note.CHANGED if self.prior.masks[i] & self._bit else Note.CHANGED_TAG
+
+
+_SENDS = {None, Note.TAG_ONLY, Note.CHANGED, Note.CHANGED_TAG, Note.TAG}
 
 
 def plan(settings: Settings, store: RunStore, message: PlanMessage, me: str) -> None:
@@ -124,20 +176,35 @@ def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage
         except (segments.SegmentError, mapping.MappingError) as exc:
             raise RunFailure(str(exc)) from exc
 
+    stored = sync.SyncStateStore(store.container).load(run.export_id)
+    prior = stored.state if stored else sync.SyncState.empty()
+    mode = sync.resolve_mode(None, run.trigger.value, stored.state if stored else None,
+                             datetime.now(timezone.utc))
+    names = tuple(segment.name for segment, _ in chosen)
+    tagging = run.export.tag_contacts
+    sync_tags = sync.run_tag_table(prior.tags, names if tagging else ())
+
     token = secrets.token_hex(8)
     decider = Deduplicator(connection.contact_limit)
+    syncer = SyncDecider(prior, mode, tagging)
     waves: list[tuple[PlannedChunk, ...]] = []
     rows = seq = 0
     try:
         for wave, (segment, bound) in enumerate(chosen):
             planned: list[PlannedChunk] = []
+            syncer.start_segment(segment.name)
             with io_call("segments.plan", f"{container.container_name}/{segment.name}"):
                 chunks = list(segments.plan_chunks(container, segment, settings.chunk_rows))
             for chunk in chunks:
-                notes = _notes_of_chunk(container, chunk, bound, decider)
-                if notes:
-                    store.write_json(paths.notes(run.run_id, token, seq), notes)
-                planned.append(PlannedChunk(seq, wave, chunk, bool(notes)))
+                notes, counted = _notes_of_chunk(container, chunk, bound, decider, syncer, connection.contact_limit)
+                if counted is not None:  # nothing to send: counted here, never enqueued
+                    counts, rejects = counted
+                    record(store, run.run_id, ChunkResult(seq, counts), rejects)
+                    planned.append(PlannedChunk(seq, wave, chunk, False, counts))
+                else:
+                    if notes:
+                        store.write_json(paths.notes(run.run_id, token, seq), notes)
+                    planned.append(PlannedChunk(seq, wave, chunk, bool(notes)))
                 rows += chunk.row_count
                 seq += 1
             members = array("Q", decider.end_segment())
@@ -145,18 +212,34 @@ def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage
             waves.append(tuple(planned))
     except segments.SegmentError as exc:
         raise RunFailure(str(exc)) from exc
-    return Plan(token, me, tuple(segment.name for segment, _ in chosen), rows, decider.tag_only_rows > 0,
-                tuple(waves))
+    return Plan(token, me, names, rows, decider.tag_only_rows > 0, tuple(waves), mode.value, sync_tags)
 
 
-def _notes_of_chunk(container, chunk: segments.Chunk, bound, decider: Deduplicator) -> dict[str, str]:
+def _notes_of_chunk(container, chunk: segments.Chunk, bound, decider: Deduplicator, syncer: SyncDecider,
+                    limit: int | None) -> tuple[dict[str, str], tuple[Counts, list[Reject]] | None]:
+    """The notes of a chunk's rows; when no row of it is to be sent, its counts and rejects instead."""
     notes: dict[str, str] = {}
+    rejects: list[Reject] = []
+    sends = unchanged = count = 0
     with io_call("segments.read", f"{container.container_name}/{chunk.blob}"):
         rows = segments.read_chunk(container, chunk)
     for row in rows:
+        count += 1
         mapped = mapping.map_row(bound, row)
-        if isinstance(mapped, mapping.MappedContact):
-            note = decider.note(mapping.email_key(mapped.email))
-            if note is not None:
-                notes[str(row.number)] = note.value
-    return notes
+        if not isinstance(mapped, mapping.MappedContact):
+            rejects.append(mapped.reject(chunk.segment, chunk.blob, row.number))
+            continue
+        note = decider.note(mapping.email_key(mapped.email))
+        note = syncer.note(mapping.email_key(mapped.email), sync.fingerprint(mapped.contact), note)
+        if note in _SENDS:
+            sends += 1
+        elif note is Note.UNCHANGED:
+            unchanged += 1
+        else:
+            rejects.append(Reject(chunk.segment, chunk.blob, row.number, *note_reject(note, mapped.email, set(), limit),
+                                  mapped.email))
+        if note is not None:
+            notes[str(row.number)] = note.value
+    if sends:
+        return notes, None
+    return notes, (Counts(rows=count, rejected=len(rejects), unchanged=unchanged), rejects)

@@ -27,32 +27,52 @@ class ChunkResult:
     unsent_keys: list[int] = field(default_factory=list)  # emails the chunk did not get into Omnisend
     rate_limited: int = 0  # deferrals for a 429 or a spent budget on the way
     rejects: str = NO_REJECTS  # token of its rejects file
+    changes: str = NO_REJECTS  # token of its change log (what it verified, for the sync state)
 
     def to_dict(self) -> dict:
         return {"seq": self.seq, "counts": self.counts.to_dict(), "unsentKeys": self.unsent_keys,
-                "rateLimited": self.rate_limited, "rejects": self.rejects}
+                "rateLimited": self.rate_limited, "rejects": self.rejects, "changes": self.changes}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ChunkResult":
         return cls(int(data["seq"]), Counts.from_dict(data["counts"]), list(data.get("unsentKeys", [])),
-                   int(data.get("rateLimited", 0)), data.get("rejects", NO_REJECTS))
+                   int(data.get("rateLimited", 0)), data.get("rejects", NO_REJECTS),
+                   data.get("changes", NO_REJECTS))
 
 
-def record(store: RunStore, run_id: str, result: ChunkResult, rejects: Iterable[Reject]) -> bool:
-    """Put the chunk's outcome on record; False when another delivery's result is there already."""
+def record(store: RunStore, run_id: str, result: ChunkResult, rejects: Iterable[Reject],
+           changes: bytes | None = None) -> bool:
+    """Put the chunk's outcome on record: its change log (`shared.sync.encode_changes`) and rejects
+    first, then the result naming them; False when another delivery's result is there already."""
     rejects = list(rejects)
-    token = secrets.token_hex(6) if rejects else NO_REJECTS
-    result = ChunkResult(result.seq, result.counts, result.unsent_keys, result.rate_limited, token)
+    token = secrets.token_hex(6) if rejects or changes else NO_REJECTS
+    result = ChunkResult(result.seq, result.counts, result.unsent_keys, result.rate_limited,
+                         token if rejects else NO_REJECTS, token if changes else NO_REJECTS)
+    if changes:
+        store.write(paths.changes(run_id, result.seq, token), changes)
     if rejects:
         store.write(paths.rejects(run_id, result.seq, token), rejects_to_csv(rejects).encode())
     try:
         store.write_json(paths.result(run_id, result.seq), result.to_dict(), create_only=True,
-                         metadata={"rejects": token})
+                         metadata={"rejects": result.rejects})
     except blobstate.ConflictError:
+        # Not the files of the result on record.
         if rejects:
-            store.delete(paths.rejects(run_id, result.seq, token))  # not the file of the result on record
+            store.delete(paths.rejects(run_id, result.seq, token))
+        if changes:
+            store.delete(paths.changes(run_id, result.seq, token))
         return False
     return True
+
+
+def read_changes(store: RunStore, run_id: str, result: ChunkResult) -> bytes | None:
+    """The change log a result names (None when the chunk verified nothing)."""
+    if result.changes == NO_REJECTS:
+        return None
+    found = store.read(paths.changes(run_id, result.seq, result.changes))
+    if found is None:
+        raise LookupError(f"run {run_id}: the change log of chunk {result.seq} is missing")
+    return found.data
 
 
 def read(store: RunStore, run_id: str, seq: int) -> ChunkResult | None:

@@ -1,29 +1,48 @@
-"""Contacts that left a segment lose its tag.
+"""The finishing step of a run: contacts that left a segment lose the tag the export gave them, and
+the export's sync state is replaced from what the run verified.
 
-Membership is the segment as read by this run (every valid email of it, sent or not), so a row that
-failed to send never costs its contact the tag. A segment with no valid email removes no tag: an
-empty input is far likelier a broken export or mapping than an empty segment. Contacts stay in
-Omnisend (there is no delete): the run counts how many were untagged.
+Leavers come from the sync state, not from listing Omnisend: a segment's tag is removed only from
+contacts the state says this export tagged and that are not in the segment as read by this run (every
+valid email of it, sent or not, so a row that failed to send never costs its contact the tag). A
+contact the export never tagged keeps a same-named tag made by hand. A segment with no valid email
+removes no tag: an empty input is far likelier a broken export or mapping than an empty segment.
+Removals go by email, MAX_TAG_EMAILS a call; contacts stay in Omnisend (there is no delete).
+
+The step is one message (`untag-0`), held by a claim whose progress counts the removal calls done, so
+a redelivery resumes. The state is replaced last, in one conditional write; a state whose header names
+this run was saved already (a crash after the write). A cancelled or failed run saves its chunks'
+verified outcomes without removals (`save_unfinished`).
 """
 from __future__ import annotations
 
 import logging
 from array import array
+from typing import Iterable, Iterator
 
-from .. import mapping
+from .. import sync
+from ..blobstate import utc_now
 from ..omnisend import MAX_TAG_EMAILS, AuthenticationError, PermissionDeniedError, RateLimitedError
 from ..settings import Settings
-from . import clients, finisher, outbox, paths
+from . import clients, finisher, outbox, paths, results
 from .errors import Deferred, RunFailure
 from .messages import UntagMessage, may_defer
+from .model import Run
 from .store import Claim, RunStore
 
 log = logging.getLogger(__name__)
 
+DEFAULT_MAX_REMOVAL_PERCENT = 100.0  # the removal gate comes with the export setting
 
-def leavers(contacts, members: set[int]) -> list[str]:
-    """Emails of tagged contacts that are not members (pure)."""
-    return [c["email"] for c in contacts if c.get("email") and mapping.email_key(c["email"]) not in members]
+
+def removal_calls(plan: sync.RemovalPlan, prior: sync.SyncState) -> list[tuple[str, list[str], array]]:
+    """(tag, emails, email keys) of every DELETE /contacts/tags call the plan applies, in a stable order (pure)."""
+    calls = []
+    for removal in plan.to_apply:
+        emails = list(plan.emails(prior, removal))
+        keys = plan.keys(prior, removal)
+        for start in range(0, len(emails), MAX_TAG_EMAILS):
+            calls.append((removal.tag, emails[start:start + MAX_TAG_EMAILS], keys[start:start + MAX_TAG_EMAILS]))
+    return calls
 
 
 def untag_leavers(settings: Settings, store: RunStore, message: UntagMessage, me: str) -> None:
@@ -32,34 +51,99 @@ def untag_leavers(settings: Settings, store: RunStore, message: UntagMessage, me
     if run.terminal or wave not in (run.untag_pending or []):
         return
     claim = Claim(store, run.run_id, message.step, message.owner or me)
-    claim.acquire()
-    segment = run.segment_names[wave]
-    found = store.read(paths.members(run.run_id, run.plan_token, wave))
-    if found is None:
-        raise LookupError(f"run {run.run_id}: the members of segment {segment!r} are missing")
-    members = array("Q")
-    members.frombytes(found.data)
-    removed = 0
-    if members:
+    progress = claim.acquire()
+    state_store = sync.SyncStateStore(store.container)
+    stored = state_store.load(run.export_id)
+    prior = stored.state if stored else sync.SyncState.empty()
+    if stored is not None and prior.info.run_id == run.run_id:  # saved before a crash: only the record is left
+        record(store, run.run_id, wave, int(progress.get("untagged", 0)), progress.get("error"), me)
+        return
+    members = _members(store, run)
+    segment_tags = {name: (name if run.export.tag_contacts else None) for name in run.segment_names}
+    plan = sync.plan_removals(prior, segment_tags, members, max_removal_percent=DEFAULT_MAX_REMOVAL_PERCENT)
+    calls = removal_calls(plan, prior)
+    done = int(progress.get("calls", 0))
+    error = progress.get("error")
+    if done < len(calls) and error is None:
         client = clients.client_for(settings, clients.connection_of(settings, run))
-        member_keys = set(members)
         try:
-            gone = leavers(client.iter_contacts(tag=segment), member_keys)
-            for start in range(0, len(gone), MAX_TAG_EMAILS):
+            for index in range(done, len(calls)):
                 if store.get_run(run.run_id).terminal:
                     return
                 claim.keep_alive()
-                client.remove_tags(gone[start:start + MAX_TAG_EMAILS], [segment])
-            removed = len(gone)
+                tag, emails, _ = calls[index]
+                client.remove_tags(emails, [tag])
+                done = index + 1
+                claim.save({"calls": done})
         except (AuthenticationError, PermissionDeniedError) as exc:
             raise RunFailure(f"Omnisend refused the connection's API key during the run: {exc}") from exc
         except RateLimitedError as exc:
             if may_defer(message, exc.retry_after):
                 raise Deferred(exc.retry_after, f"Omnisend rate limit: {exc}", rate_limited=True) from exc
-            record(store, run.run_id, wave, 0, f"removing the tag from leavers gave up waiting: {exc}", me)
-            return
-        log.info("run %s: %d contacts left segment %s and lost its tag", run.run_id, removed, segment)
-    record(store, run.run_id, wave, removed, None, me)
+            error = f"removing the tag from leavers gave up waiting: {exc}"
+    untagged = sum(len(emails) for _, emails, _ in calls[:done])
+    claim.save({"calls": done, "untagged": untagged, "error": error})
+    removed = [_untag_changes(run, tag, keys) for tag, _, keys in calls[:done]]
+    forget = (sync.ContactChange(prior.keys[i], forget=True) for i in plan.departed)
+    _save(store, state_store, run, stored, [*_chunk_logs(store, run), *removed, forget])
+    if untagged:
+        log.info("run %s: %d contacts left their segments and lost the export's tag", run.run_id, untagged)
+    record(store, run.run_id, wave, untagged, error, me)
+
+
+def save_unfinished(store: RunStore, run: Run) -> None:
+    """A cancelled or failed run: what its counted chunks verified goes into the state (no removals);
+    rows never reached keep their previous state, so the next run sends them."""
+    if not run.planned:
+        return
+    state_store = sync.SyncStateStore(store.container)
+    stored = state_store.load(run.export_id)
+    if stored is not None and stored.state.info.run_id == run.run_id:
+        return
+    _save(store, state_store, run, stored, _chunk_logs(store, run), full=False)
+
+
+def _save(store: RunStore, state_store: sync.SyncStateStore, run: Run, stored: sync.StoredState | None,
+          logs: list[Iterable[sync.ContactChange]], *, full: bool | None = None) -> None:
+    prior = stored.state if stored else sync.SyncState.empty()
+    now = utc_now()
+    full = run.mode == sync.SyncMode.FULL.value if full is None else full
+    tags = sync.run_tag_table(prior.tags, run.sync_tags)
+    nxt = sync.next_state(prior, tags, sync.merge_changes(*logs), run_id=run.run_id, written_at=now,
+                          full_at=now if full else "")
+    try:
+        state_store.save(run.export_id, nxt, etag=stored.etag if stored else None)
+    except sync.StateConflictError:
+        found = state_store.load_info(run.export_id)
+        if found is None or found[0].run_id != run.run_id:
+            raise
+
+
+def _chunk_logs(store: RunStore, run: Run) -> list[Iterator[sync.ContactChange]]:
+    logs = []
+    for seq in sorted(set(run.chunks_done)):
+        result = results.read(store, run.run_id, seq)
+        data = results.read_changes(store, run.run_id, result) if result else None
+        if data:
+            logs.append(sync.decode_changes(data))
+    return logs
+
+
+def _untag_changes(run: Run, tag: str, keys: array) -> list[sync.ContactChange]:
+    bit = 1 << run.sync_tags.index(tag) if tag in run.sync_tags else 0
+    return [sync.ContactChange(key, untagged=bit) for key in sorted(keys)] if bit else []
+
+
+def _members(store: RunStore, run: Run) -> dict[str, array]:
+    members = {}
+    for wave, segment in enumerate(run.segment_names):
+        found = store.read(paths.members(run.run_id, run.plan_token, wave))
+        if found is None:
+            raise LookupError(f"run {run.run_id}: the members of segment {segment!r} are missing")
+        keys = array("Q")
+        keys.frombytes(found.data)
+        members[segment] = keys
+    return members
 
 
 def record(store: RunStore, run_id: str, wave: int, untagged: int, error: str | None, me: str) -> None:

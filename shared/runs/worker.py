@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from .. import documents, mapping, segments, storage, telemetry
+from .. import documents, mapping, segments, storage, sync, telemetry
 from ..blobstate import io_call
 from ..omnisend import AuthenticationError, PermissionDeniedError
 from ..rejects import Reject, RejectReason
@@ -33,8 +33,27 @@ class MappedChunk:
     rows: int = 0
     rejects: list[Reject] = field(default_factory=list)
     contacts: dict[str, dict] = field(default_factory=dict)  # email -> ContactRequest, to upsert
-    tag_only: set[str] = field(default_factory=set)  # emails an earlier segment upserted
+    tag_only: set[str] = field(default_factory=set)  # emails that only get the segment tag
     row_of: dict[str, int] = field(default_factory=dict)
+    new: set[str] = field(default_factory=set)  # upserted emails the export's sync state does not know
+    untagged: set[str] = field(default_factory=set)  # upserted emails that carry the export's tag already
+    unchanged: int = 0  # rows with nothing to send
+
+    def tags(self, tag: str) -> dict[str, tuple[str, ...]]:
+        """The tag call of every email that needs one."""
+        return {email: (tag,) for email in (*self.contacts, *self.tag_only) if email not in self.untagged}
+
+    def changes(self, sent: frozenset[str], bit: int) -> list[sync.ContactChange]:
+        """What the delivery verified, for the sync state (bit: the segment tag's in the run's table)."""
+        found = []
+        for email in sent:
+            key = mapping.email_key(email)
+            if email in self.contacts:
+                tagged = 0 if email in self.untagged else bit
+                found.append(sync.ContactChange(key, sync.fingerprint(self.contacts[email]), tagged, email=email))
+            elif email in self.tag_only and bit:
+                found.append(sync.ContactChange(key, tagged=bit, email=email))
+        return found
 
 
 def note_reject(note: Note | None, email: str, unsent_earlier: set[int],
@@ -91,11 +110,15 @@ def process_chunk(settings: Settings, store: RunStore, message: ChunkMessage, me
             mapped.rejects.append(Reject(message.chunk.segment, message.chunk.blob, mapped.row_of[email],
                                                  reason, detail, email))
     mapped.rejects.sort(key=lambda r: r.row)
+    added = len(outcome.sent & mapped.new)
     counts = Counts(rows=mapped.rows, sent=len(outcome.sent), rejected=len(mapped.rejects) - len(outcome.failed),
-                    failed=len(outcome.failed))
+                    failed=len(outcome.failed), added=added, updated=len(outcome.sent) - added,
+                    unchanged=mapped.unchanged)
     unsent = sorted(mapping.email_key(e) for e in (*outcome.rejected, *outcome.failed))
     result = results.ChunkResult(message.seq, counts, unsent, rate_limited)
-    if not results.record(store, run.run_id, result, mapped.rejects):
+    changes = mapped.changes(outcome.sent, _tag_bit(run, message.chunk.segment))
+    log_bytes = sync.encode_changes(changes) if changes else None
+    if not results.record(store, run.run_id, result, mapped.rejects, log_bytes):
         result = None  # another delivery's result is on record: count that one
     _count(store, run.run_id, message.seq, me, result)
 
@@ -105,7 +128,7 @@ def _deliver(settings: Settings, store: RunStore, run: Run, message: ChunkMessag
     connection = clients.connection_of(settings, run)
     mapped = _map(settings, store, run, message, connection.contact_limit)
     chunk = message.chunk
-    tags = {email: (chunk.segment,) for email in (*mapped.contacts, *mapped.tag_only)} if run.export.tag_contacts else {}
+    tags = mapped.tags(chunk.segment) if run.export.tag_contacts else {}
     delivery = ChunkDelivery(
         client=clients.client_for(settings, connection),
         contacts=mapped.contacts,
@@ -159,14 +182,28 @@ def _map(settings: Settings, store: RunStore, run: Run, message: ChunkMessage, l
             if reject:
                 mapped.rejects.append(Reject(chunk.segment, chunk.blob, row.number, *reject, contact.email))
                 continue
-            if note is Note.TAG_ONLY:
+            if note is Note.UNCHANGED:
+                mapped.unchanged += 1
+                continue
+            if note in (Note.TAG_ONLY, Note.TAG):
                 mapped.tag_only.add(contact.email)
             else:
                 mapped.contacts[contact.email] = contact.contact
+                if note is None:
+                    mapped.new.add(contact.email)
+                elif note is Note.CHANGED:
+                    mapped.untagged.add(contact.email)
             mapped.row_of[contact.email] = row.number
     except segments.SegmentError as exc:
         raise RunFailure(str(exc)) from exc
     return mapped
+
+
+def _tag_bit(run: Run, segment: str) -> int:
+    """The bit of a segment's tag in the run's tag table (0 when the export does not tag)."""
+    if not run.export.tag_contacts or segment not in run.sync_tags:
+        return 0
+    return 1 << run.sync_tags.index(segment)
 
 
 def _count(store: RunStore, run_id: str, seq: int, me: str, result: results.ChunkResult | None = None) -> None:

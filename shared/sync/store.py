@@ -15,6 +15,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
+from ..blobstate import io_call
 from .codec import header_size
 from .errors import StateConflictError, StateFormatError
 from .state import StateInfo, SyncState
@@ -42,16 +43,20 @@ class SyncStateStore:
     def load(self, export_id: str) -> StoredState | None:
         """The export's state and its ETag, or None before its first run; StateFormatError names the blob."""
         path = self.path(export_id)
-        try:
-            download = self.container.get_blob_client(path).download_blob()
-        except ResourceNotFoundError:
-            return None
-        try:
-            state = SyncState.read(download.chunks())
-        except StateFormatError as exc:
-            exc.args = (f"{path}: {exc}",)  # name the blob
-            raise
+        with io_call("read", self._target(path)):
+            try:
+                download = self.container.get_blob_client(path).download_blob()
+            except ResourceNotFoundError:
+                return None
+            try:
+                state = SyncState.read(download.chunks())
+            except StateFormatError as exc:
+                exc.args = (f"{path}: {exc}",)  # name the blob
+                raise
         return StoredState(state, download.properties.etag)
+
+    def _target(self, path: str) -> str:
+        return f"{self.container.container_name}/{path}"
 
     def load_info(self, export_id: str) -> tuple[StateInfo, str] | None:
         """Only the header (run, tags, dates) and the ETag, from the first bytes of the blob."""
@@ -75,11 +80,13 @@ class SyncStateStore:
         options: dict = {"overwrite": False}
         if etag is not None:
             options = {"overwrite": True, "etag": etag, "match_condition": MatchConditions.IfNotModified}
-        try:
-            result = self.container.get_blob_client(self.path(export_id)).upload_blob(
-                iter(chunks), length=sum(map(len, chunks)), **options)
-        except (ResourceExistsError, ResourceModifiedError) as exc:
-            raise StateConflictError(f"the sync state of export {export_id} was replaced meanwhile") from exc
+        path = self.path(export_id)
+        with io_call("write", self._target(path)):
+            try:
+                result = self.container.get_blob_client(path).upload_blob(
+                    iter(chunks), length=sum(map(len, chunks)), **options)
+            except (ResourceExistsError, ResourceModifiedError) as exc:
+                raise StateConflictError(f"the sync state of export {export_id} was replaced meanwhile") from exc
         return result["etag"]
 
     def delete(self, export_id: str) -> None:

@@ -145,4 +145,12 @@ def clean_segment(container, name: str, count: int, seed: int = 1) -> list[str]:
 
 
 def counts(run: runs.Run) -> dict:
-    return run.counts.to_dict()
+    """rows, sent, rejected, failed (rows = sent + unchanged + rejected + failed)."""
+    found = run.counts.to_dict()
+    return {name: found[name] for name in ("rows", "sent", "rejected", "failed")}
+
+
+def sync_counts(run: runs.Run) -> dict:
+    """added, updated, unchanged (sent = added + updated)."""
+    found = run.counts.to_dict()
+    return {name: found[name] for name in ("added", "updated", "unchanged")}

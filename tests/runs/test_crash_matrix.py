@@ -1,6 +1,6 @@
 """The crash matrix: for each storage and queue call a run makes on its plan, chunk and finish paths,
 a failure injected once at that call, or the worker process dying right after it, still ends the
-run exactly as the fault-free run ended: the same status and counts (rows = sent + rejected +
+run exactly as the fault-free run ended (the finishing step's sync state write included): the same status and counts (rows = sent + rejected +
 failed), and the same contacts, names and tags in Omnisend.
 
 A fault-free run is traced first (every call as a site: the message being handled, the operation,
@@ -34,7 +34,8 @@ ESSENTIAL = {
     "chunk: write runs/<run>/progress/<n>.json", "chunk: write runs/<run>/results/<n>.json",
     "chunk: write runs/<run>/rejects/<n>-<hex>.csv", "chunk: write runs/<run>/run.json", "chunk: send <queue>",
     "chunk: write runs/<run>/unsent-before-<n>.json", "untag: write runs/<run>/run.json",
-    "untag: delete active-runs/<id>.json",
+    "untag: delete active-runs/<id>.json", "chunk: write runs/<run>/changes/<n>-<hex>.bin",
+    "plan: read sync/<id>/state.bin", "untag: read sync/<id>/state.bin", "untag: write sync/<id>/state.bin",
 }
 
 

@@ -276,7 +276,8 @@ def test_a_rejected_key_fails_the_run_with_a_clear_error(stack, ci_export):
     run = stack.wait_for_run(stack.call("POST", f"exports/{export_id}/runs", expect=202)["runId"])
     assert run["status"] == "failed"
     assert "rejected the API key" in run["error"]
-    assert run["counts"] == {"rows": 0, "sent": 0, "rejected": 0, "failed": 0}
+    assert run["counts"] == {"rows": 0, "sent": 0, "rejected": 0, "failed": 0, "added": 0, "updated": 0,
+                             "unchanged": 0}
 
 
 def test_the_watchdog_timer_is_served_and_fires(stack):

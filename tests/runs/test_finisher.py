@@ -2,6 +2,8 @@
 watchdog does with a run (shared/runs/finisher.py)."""
 from __future__ import annotations
 
+import dataclasses
+
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -38,7 +40,7 @@ def counted(run: Run, *seqs: int) -> None:
         finisher.advance(run, "me", NOW)
 
 
-def test_a_sequential_plan_opens_one_wave_at_a_time_then_untags_then_ends():
+def test_a_sequential_plan_opens_one_wave_at_a_time_then_finishes_then_ends():
     run = a_run()
     finisher.record_plan(run, a_plan(2, 1, sequential=True), "me", NOW)
     assert (run.waves_opened, run.outbox) == (1, [Due(StepKind.WAVE, 0, 1, "me", NOW)])
@@ -48,15 +50,22 @@ def test_a_sequential_plan_opens_one_wave_at_a_time_then_untags_then_ends():
     counted(run, 1)
     assert run.waves_opened == 2 and run.outbox[-1] == Due(StepKind.WAVE, 1, 2, "me", NOW)
     counted(run, 2)
-    assert run.untag_pending == [0, 1] and run.outbox[-1] == Due(StepKind.UNTAG, 0, 2, "me", NOW)
+    assert run.untag_pending == [0] and run.outbox[-1] == Due(StepKind.UNTAG, 0, 1, "me", NOW)
     assert not run.terminal
 
-    finisher.untag_done(run, 0, 5, None)
-    finisher.advance(run, "me", NOW)
-    assert not run.terminal
-    finisher.untag_done(run, 1, 2, None)
+    finisher.untag_done(run, 0, 7, None)
     finisher.advance(run, "me", NOW)
     assert (run.status, run.untagged, run.finished_at, run.outbox) == (RunStatus.SUCCEEDED, 7, NOW, [])
+
+
+def test_a_chunk_with_nothing_to_send_is_counted_when_planned_and_never_opened():
+    run = a_run()
+    plan = a_plan(2, sequential=False)
+    skipped = dataclasses.replace(plan.waves[0][1], counted=Counts(rows=5, unchanged=5))
+    plan = dataclasses.replace(plan, waves=((plan.waves[0][0], skipped),))
+    finisher.record_plan(run, plan, "me", NOW)
+    assert run.chunks_done == [1] and run.counts == Counts(rows=5, unchanged=5)
+    assert finisher.missing(run) == finisher.Missing(chunks=(0,))
 
 
 def test_a_plan_without_tag_only_rows_opens_every_wave_at_once():
@@ -64,13 +73,13 @@ def test_a_plan_without_tag_only_rows_opens_every_wave_at_once():
     finisher.record_plan(run, a_plan(2, 1, sequential=False), "me", NOW)
     assert run.waves_opened == 2 and run.outbox == [Due(StepKind.WAVE, 0, 2, "me", NOW)]
     counted(run, 2, 0, 1)
-    assert run.status is RunStatus.SUCCEEDED and run.untag_pending is None
+    assert run.untag_pending == [0]  # the finishing step replaces the sync state, tags or not
 
 
-def test_an_empty_plan_ends_the_run_at_once():
+def test_an_empty_plan_goes_straight_to_the_finishing_step():
     run = a_run(tag_contacts=False)
     finisher.record_plan(run, a_plan(sequential=False), "me", NOW)
-    assert run.status is RunStatus.SUCCEEDED and run.outbox == []
+    assert run.outbox == [Due(StepKind.UNTAG, 0, 1, "me", NOW)]
 
 
 def test_a_result_is_counted_once():
@@ -130,4 +139,4 @@ def test_what_a_stalled_run_misses():
     counted(run, 1)
     assert finisher.missing(run) == finisher.Missing(chunks=(0,))
     counted(run, 0, 2, 3)
-    assert finisher.missing(run) == finisher.Missing(untag_waves=(0, 1))
+    assert finisher.missing(run) == finisher.Missing(untag_waves=(0,))

@@ -15,16 +15,17 @@ def a_run(**changes) -> Run:
 
 
 def test_the_api_view_keeps_its_shape():
-    run = a_run(status=RunStatus.PARTIALLY_SUCCEEDED, counts=Counts(10, 7, 2, 1), planned_rows=10, untagged=3,
+    run = a_run(status=RunStatus.PARTIALLY_SUCCEEDED, counts=Counts(10, 5, 2, 1, 4, 1, 2), planned_rows=10, untagged=3,
                 rate_limited=4, finished_at="2026-01-01T00:05:00.000Z", error="one segment's tag stayed")
     assert run.to_api() == {
         "runId": "20260101T000000-0123abcd", "exportId": "exp-1", "trigger": "manual",
-        "status": "partiallySucceeded", "counts": {"rows": 10, "sent": 7, "rejected": 2, "failed": 1},
+        "mode": "incremental", "status": "partiallySucceeded",
+        "counts": {"rows": 10, "sent": 5, "rejected": 2, "failed": 1, "added": 4, "updated": 1, "unchanged": 2},
         "progress": 1.0, "startedAt": "2026-01-01T00:00:00.000Z", "finishedAt": "2026-01-01T00:05:00.000Z",
         "untagged": 3, "error": "one segment's tag stayed",
     }
     untagged_export = a_run(export=ExportSnapshot("c", ("Vip",), {"email": "E"}, False))
-    assert set(untagged_export.to_api()) == {"runId", "exportId", "trigger", "status", "counts", "progress",
+    assert set(untagged_export.to_api()) == {"runId", "exportId", "trigger", "mode", "status", "counts", "progress",
                                              "startedAt", "finishedAt"}
 
 

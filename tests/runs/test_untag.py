@@ -1,18 +1,27 @@
-"""Contacts that left a segment lose its tag (shared/runs/untag.py)."""
+"""Contacts that left a segment lose the tag the export gave them (shared/runs/untag.py)."""
 from __future__ import annotations
 
 from shared import runs
+from shared import sync
 from shared.mapping import email_key
-from shared.omnisend import OmnisendClient
+from shared.omnisend import MAX_TAG_EMAILS, OmnisendClient
 from shared.ratelimit import SlidingWindowLimiter
-from shared.runs.untag import leavers
+from shared.runs.untag import removal_calls
 from tests.runs.conftest import clean_segment
 from tools.sample_export import ProfileSlice, generate_profiles, write_plain_segment
 
 
-def test_leavers_are_tagged_contacts_outside_the_members():
-    contacts = [{"email": "a@x.io"}, {"email": "b@x.io"}, {"phone": "+1"}, {"email": "c@x.io"}]
-    assert leavers(contacts, {email_key("b@x.io")}) == ["a@x.io", "c@x.io"]
+def test_removal_calls_go_by_email_at_most_250_a_call_and_only_to_contacts_the_export_tagged():
+    tagged = [f"t{i}@x.io" for i in range(600)]
+    state = sync.SyncState.from_entries([(e, 7, 1) for e in tagged] + [("never@x.io", 7, 0)], sync.StateInfo(("Vip",)))
+    plan = sync.plan_removals(state, {"Vip": "Vip"}, {"Vip": [email_key(tagged[0])]}, max_removal_percent=100)
+
+    calls = removal_calls(plan, state)
+
+    assert [len(emails) for _, emails, _ in calls] == [MAX_TAG_EMAILS, MAX_TAG_EMAILS, 99]
+    removed = [e for _, emails, _ in calls for e in emails]
+    assert sorted(removed) == sorted(tagged[1:]) and "never@x.io" not in removed
+    assert all(list(map(email_key, emails)) == list(keys) for _, emails, keys in calls)
 
 
 def test_contacts_that_left_a_segment_lose_its_tag_and_keep_the_others(api_settings, export_of,
