@@ -1,6 +1,7 @@
 // Create or change an export: connection, segments, Data matching from the segments' columns, triggers.
 import {get, post, put, segment} from "./api.js";
 import {fill, h, plural} from "./dom.js";
+import {customPropertiesEditor} from "./customprops.js";
 import {checkedValues, choices, clearProblems, field, showProblem, summary} from "./forms.js";
 import {LAYOUTS} from "./segments.js";
 
@@ -14,6 +15,8 @@ export const CONTACT_FIELDS = [
   ["state", "State"],
   ["city", "City"],
   ["postalCode", "Post code"],
+  ["birthdate", "Birthdate"],
+  ["gender", "Gender"],
 ];
 
 /** The form field an API error path belongs to: "mapping.email" -> "mapping.email", "segments[2]" -> "segments". */
@@ -83,13 +86,16 @@ export async function exportForm(context, exportId) {
     mappingHint,
     h("p", {class: "error", id: "mapping-error", "data-error-for": "mapping", hidden: true}),
     mappingGrid);
+  const customProperties = customPropertiesEditor(existing.mapping.customProperties);
+  mappingBox.append(customProperties.element);
+  const routeField = (path) => customProperties.fieldFor(path) || fieldFor(path);
 
   const chosenMapping = {...existing.mapping};
   function refreshColumns() {
     const chosen = checkedValues(segmentBox).map((value) => known.get(value.toLowerCase())).filter(Boolean);
     const columns = commonColumns(chosen);
     mappingHint.textContent = chosen.length
-      ? `Choose the column of the chosen segments that holds each Omnisend field. Offered: the ${plural(columns.length, "column")} every chosen segment has. Email is required; leave the others as “Not sent” if you do not need them.`
+      ? `Choose the column of the chosen segments that holds each Omnisend field. Offered: the ${plural(columns.length, "column")} every chosen segment has. Email is required; leave the others as “Not sent” if you do not need them. Birthdate and gender are converted to what Omnisend takes (a gender other than male or female is left out).`
       : "Choose segments first: their columns are offered here.";
     for (const [key, , required] of CONTACT_FIELDS) {
       const select = selects.get(key);
@@ -107,6 +113,7 @@ export async function exportForm(context, exportId) {
       }
       select.disabled = !columns.length && !select.value;
     }
+    customProperties.refresh(columns, chosen.length > 0);
   }
   segmentBox.addEventListener("change", () => {
     refreshColumns();
@@ -162,6 +169,8 @@ export async function exportForm(context, exportId) {
     event.preventDefault();
     const mapping = {};
     for (const [key] of CONTACT_FIELDS) if (selects.get(key).value) mapping[key] = selects.get(key).value;
+    const properties = customProperties.value();
+    if (Object.keys(properties).length) mapping.customProperties = properties;
     const body = {
       displayName: name.value,
       connectionId: connection.value,
@@ -189,7 +198,7 @@ export async function exportForm(context, exportId) {
           h("p", {}, "Your changes were not saved: the export was changed since you opened it. Load the current version, then make your changes again."),
           reload]});
       } else {
-        showProblem(form, error, {fieldFor});
+        showProblem(form, error, {fieldFor: routeField});
       }
     } finally {
       save.disabled = false;

@@ -165,28 +165,8 @@ def call(session: requests.Session, method: str, url: str, body: dict | None) ->
 
 
 def create_export(session: requests.Session, url: str, body: dict, env: dict) -> dict:
-    """POST /exports. An API that takes column names only refuses `mapping.customProperties` (an
-    object): the export is then created without them, and they are added to its stored document,
-    which the run engine reads the mapping from."""
-    response = session.post(url, json=body, timeout=30)
-    errors = response.json().get("errors", []) if response.status_code == 400 else []
-    if not any(error["field"].startswith("mapping.customProperties") for error in errors):
-        if response.status_code >= 400:
-            raise SystemExit(f"POST {url} answered {response.status_code}: {response.text}")
-        return response.json()
-    from shared.documents import DocumentStore
-    from shared.mapping import FieldMapping
-    from shared.settings import Settings
-
-    custom = body["mapping"]["customProperties"]
-    export = call(session, "POST", url, {**body, "mapping": {k: v for k, v in body["mapping"].items()
-                                                             if k != "customProperties"}})
-    store = DocumentStore(Settings.from_env(env))
-    stored = store.get_export(export["id"])
-    stored.mapping = FieldMapping.from_dict({**stored.mapping, "customProperties": custom}).to_dict()
-    store.put_export(stored, if_match=stored.etag)
-    say("This API takes column names only: the custom properties were added to the stored export")
-    return stored.to_api()
+    """POST /exports (the mapping with birthdate, gender and customProperties as it is)."""
+    return call(session, "POST", url, body)
 
 
 def follow(session: requests.Session, url: str) -> dict:

@@ -16,8 +16,9 @@ from .access import get_export as _get_export
 from .access import require_usable
 from .http import ApiResponse, json_response, location
 from .routing import Access, Context, route
+from .mappings import mapping_errors
 from .segments import chosen_segments
-from .validation import BodyField, boolean, column_map, list_of, one_of, parse_body, text, token
+from .validation import BodyField, boolean, list_of, one_of, parse_body, text, token
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ EXPORT_FIELDS = (
     BodyField("displayName", text(200), required=True),
     BodyField("connectionId", token(64), required=True),
     BodyField("segments", list_of(text(256), min_items=1, max_items=100), required=True),
-    BodyField("mapping", column_map(max_entries=32, max_length=256), required=True),
+    BodyField("mapping", mapping_errors, required=True),
     BodyField("runOn", list_of(one_of(*RUN_ON_VALUES), min_items=0, max_items=2),
               default=lambda: list(RUN_ON_VALUES)),
     BodyField("tagContacts", boolean, default=True),
@@ -63,14 +64,14 @@ def export_view(export: Export, settings: Settings, now: datetime | None = None)
     return {**export.to_api(), "nextRunAt": next_run(export, settings, now)}
 
 
-def _validated_export(context: Context, body: dict[str, Any]) -> tuple[Connection, list[str], dict[str, str]]:
+def _validated_export(context: Context, body: dict[str, Any]) -> tuple[Connection, list[str], dict[str, Any]]:
     """Check an export body against stored state: connection, segments, and the mapping's columns."""
     from .. import mapping
 
-    try:
+    try:  # checked field by field by parse_body (mapping_errors): this only parses it
         field_mapping = mapping.FieldMapping.from_dict(body["mapping"])
     except mapping.MappingError as error:
-        raise ApiProblem("validation_failed", f"mapping: {error}", [FieldError("mapping", str(error))]) from None
+        raise ApiProblem("validation_failed", f"mapping: {error}", list(error.problems)) from None
     try:
         connection = context.store.get_connection(body["connectionId"])
     except DocumentNotFoundError:

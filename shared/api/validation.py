@@ -94,24 +94,6 @@ def list_of(item: Check, *, min_items: int, max_items: int) -> Check:
     return check
 
 
-def column_map(max_entries: int, max_length: int) -> Check:
-    """An object of names to column names (strings of at most `max_length` characters)."""
-    def check(value: Any, path: str) -> list[FieldError]:
-        if not isinstance(value, dict):
-            return [FieldError(path, f"must be an object, got {json_type(value)}")]
-        if len(value) > max_entries:
-            return [FieldError(path, f"must have at most {max_entries} entries, got {len(value)}")]
-        errors = []
-        for key, entry in value.items():
-            where = f"{path}.{shown_key(key)}"
-            if not isinstance(entry, str):
-                errors.append(FieldError(where, f"must be a column name (string), got {json_type(entry)}"))
-            elif len(entry) > max_length:
-                errors.append(FieldError(where, f"must be a column name of at most {max_length} characters"))
-        return errors
-    return check
-
-
 def _quoted(value: str, limit: int = 64) -> str:
     """A string value as a message shows it: JSON-quoted, at most `limit` characters of it."""
     return json.dumps(value if len(value) <= limit else value[:limit] + "…")

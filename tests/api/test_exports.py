@@ -1,8 +1,11 @@
 """Segments and exports: segment names and columns checked against storage, contributors' limits, If-Match."""
 from __future__ import annotations
 
+import pytest
+
 from tests.api.conftest import export_body
 from tests.conftest import API_IDENTITIES
+from tools.sample_export import DEFAULT_MAPPING
 
 
 def test_segments_are_listed_with_their_columns(api, api_segments):
@@ -117,6 +120,103 @@ def test_a_mapping_with_huge_column_names_or_too_many_entries_is_400_and_not_ech
     assert len(huge.body) < 2_000
     many = api("POST", "exports", json_body=export_body(connection.id, mapping={f"c{i}": "C" for i in range(33)}))
     assert many.json()["errors"] == [{"field": "mapping", "message": "must have at most 32 entries, got 33"}]
+
+
+@pytest.mark.parametrize("properties, field", [
+    ({"x" * 30_000: {"column": "LoyaltyTier", "type": "string"}}, "mapping.customProperties." + "x" * 64 + "…"),
+    ({"tier": {"column": "LoyaltyTier", "type": "t" * 30_000}}, "mapping.customProperties.tier.type"),
+    ({"tier": {"column": "LoyaltyTier", "type": "string", "k" * 30_000: 1}}, "mapping.customProperties.tier." + "k" * 64 + "…"),
+    ({"tier": {"column": "LoyaltyTier", "type": "string", **{f"f{i}": 1 for i in range(9)}}}, "mapping.customProperties.tier"),
+    ({f"p{i}": {"column": "C", "type": "string"} for i in range(201)}, "mapping.customProperties"),
+])
+def test_hostile_custom_properties_are_bounded_and_not_echoed(api, api_connection, api_segments, properties, field):
+    body = export_body(api_connection().id, mapping={**DEFAULT_MAPPING, "customProperties": properties})
+    response = api("POST", "exports", json_body=body)
+    assert (response.status, response.json()["code"]) == (400, "validation_failed")
+    assert [error["field"] for error in response.json()["errors"]] == [field]
+    assert len(response.body) < 3_000
+
+
+@pytest.fixture()
+def rich_segment(segments_container):
+    """"Rich": a plain-CSV segment that also has the columns of EXTENDED_MAPPING (birthdate, gender, custom)."""
+    from tools.sample_export import generate_profiles, write_plain_segment
+
+    write_plain_segment(segments_container, "Rich", generate_profiles(5, seed=3, custom_fields=True))
+    return "Rich"
+
+
+def test_a_rich_mapping_round_trips(api, api_connection, api_segments, rich_segment, exports_api_contract):
+    from tools.sample_export import EXTENDED_MAPPING
+
+    mapping = {**EXTENDED_MAPPING, "customProperties": {
+        **EXTENDED_MAPPING["customProperties"], "vip_value": {"column": "lifetimevalue", "type": "number",
+                                                              "onInvalid": "omit"}}}
+    created = api("POST", "exports", json_body=export_body(api_connection().id, [rich_segment], mapping=mapping))
+    exports_api_contract.check(created, "POST", "/exports")
+    assert created.status == 201, created.body
+    stored = created.json()["mapping"]
+    expected = {name: {"onInvalid": "reject", **spec} for name, spec in mapping["customProperties"].items()}
+    assert stored == {**mapping, "customProperties": expected}
+    read = api("GET", f"exports/{created.json()['id']}")
+    exports_api_contract.check(read, "GET", "/exports/{exportId}")
+    assert read.json()["mapping"] == stored
+    again = api("PUT", f"exports/{created.json()['id']}", json_body=export_body(api_connection().id, [rich_segment],
+                                                                              mapping=stored))
+    assert again.status == 200 and again.json()["mapping"] == stored
+
+
+RICH = {"column": "LoyaltyTier", "type": "string"}
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"birthdate": 7}, "mapping.birthdate"),
+    ({"gender": ["Gender"]}, "mapping.gender"),
+    ({"customProperties": []}, "mapping.customProperties"),
+    ({"customProperties": {"loyalty tier": RICH}}, 'mapping.customProperties["loyalty tier"]'),
+    ({"customProperties": {"externalCreated": RICH}}, "mapping.customProperties.externalCreated"),
+    ({"customProperties": {"Birthdate": RICH}}, "mapping.customProperties.Birthdate"),
+    ({"customProperties": {"tier": RICH, "Tier": RICH}}, "mapping.customProperties.Tier"),
+    ({"customProperties": {"tier": "LoyaltyTier"}}, "mapping.customProperties.tier"),
+    ({"customProperties": {"tier": {"type": "string"}}}, "mapping.customProperties.tier.column"),
+    ({"customProperties": {"tier": {**RICH, "column": " "}}}, "mapping.customProperties.tier.column"),
+    ({"customProperties": {"tier": {**RICH, "type": "money"}}}, "mapping.customProperties.tier.type"),
+    ({"customProperties": {"tier": {"column": "LoyaltyTier"}}}, "mapping.customProperties.tier.type"),
+    ({"customProperties": {"tier": {**RICH, "onInvalid": "skip"}}}, "mapping.customProperties.tier.onInvalid"),
+    ({"customProperties": {"tier": {**RICH, "separator": ";"}}}, "mapping.customProperties.tier.separator"),
+    ({"customProperties": {"tier": {**RICH, "type": "stringList"}}}, "mapping.customProperties.tier.separator"),
+    ({"customProperties": {"tier": {**RICH, "colour": "red"}}}, "mapping.customProperties.tier.colour"),
+])
+def test_each_refused_mapping_gives_one_field_error_at_its_path(api, api_connection, api_segments, rich_segment,
+                                                              change, field):
+    from tools.sample_export import EXTENDED_MAPPING
+
+    body = export_body(api_connection().id, [rich_segment], mapping={**EXTENDED_MAPPING, **change})
+    problem = api("POST", "exports", json_body=body).json()
+    assert (problem["status"], problem["code"]) == (400, "validation_failed")
+    assert [error["field"] for error in problem["errors"]] == [field], problem["errors"]
+    assert api("GET", "exports").json()["exports"] == []
+
+
+def test_every_bad_custom_property_is_named_at_once(api, api_connection, api_segments):
+    mapping = {**DEFAULT_MAPPING, "gender": 1, "customProperties": {
+        "a b": RICH, "tier": {"column": "LoyaltyTier", "type": "money", "onInvalid": "skip"}}}
+    problem = api("POST", "exports", json_body=export_body(api_connection().id, mapping=mapping)).json()
+    assert [error["field"] for error in problem["errors"]] == [
+        "mapping.gender", 'mapping.customProperties["a b"]', "mapping.customProperties.tier.type",
+        "mapping.customProperties.tier.onInvalid"]
+
+
+def test_columns_of_birthdate_gender_and_custom_properties_must_be_in_the_segments(api, api_connection, api_segments,
+                                                                                   rich_segment):
+    from tools.sample_export import EXTENDED_MAPPING
+
+    body = export_body(api_connection().id, ["Vip", rich_segment], mapping=EXTENDED_MAPPING)
+    problem = api("POST", "exports", json_body=body).json()
+    assert (problem["status"], problem["code"]) == (422, "mapping_invalid")
+    assert [error["field"] for error in problem["errors"]] == ["segments[0]"]
+    for column in ("BirthDate", "Gender", "LoyaltyTier", "PreferredStores"):
+        assert column in problem["detail"]
 
 
 def test_a_bad_cron_and_an_unknown_zone_are_field_errors_and_nothing_is_saved(api, api_connection, api_segments):

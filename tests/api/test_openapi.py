@@ -79,6 +79,12 @@ def test_schemas_refuse_what_the_api_refuses(exports_api_contract):
     assert not exports_api_contract.errors({"$ref": "#/components/schemas/ConnectionCreate"},
                                            {"displayName": "x", "apiKey": "brand1-ÿ~!", "consent": True})
     assert exports_api_contract.errors({"$ref": "#/components/schemas/Run"}, {"runId": "r"})
+    rich = {"email": "E", "customProperties": {"tier": {"column": "T", "type": "string"}}}
+    assert not exports_api_contract.errors({"$ref": "#/components/schemas/FieldMapping"}, rich)
+    for bad in ({"tier": {"column": "T", "type": "money"}}, {"tier": {"column": "T", "type": "string", "x": 1}},
+                {"a b": {"column": "T", "type": "string"}}):
+        assert exports_api_contract.errors({"$ref": "#/components/schemas/FieldMapping"},
+                                           {**rich, "customProperties": bad}), bad
     assert "nullable" in json.dumps(schemas["Connection"])  # the null-conversion is exercised
 
 

@@ -209,6 +209,53 @@ def test_an_export_gets_its_own_schedule_with_errors_beside_its_fields_and_shows
     assert stack.call("GET", f"exports/{saved['id']}").json()["schedule"] is None
 
 
+def test_an_export_maps_birthdate_gender_and_a_custom_property_and_a_bad_name_is_shown_beside_it(
+        open_page, stack, shared_connections, check_page):
+    page = open_page("admin", "/#/exports/new")
+    page.get_by_label("Display name").fill("VIPs with their value")
+    page.get_by_label("Connection").select_option(label="Shared shop")
+    page.get_by_label("Vip", exact=True).check()
+    page.get_by_label("Email").select_option("PrimaryEmail")
+    page.get_by_label("Birthdate").select_option("LastPurchaseDate")
+    page.get_by_label("Gender").select_option("FirstName")
+    page.get_by_role("button", name="Add a custom property").click()
+    row = page.locator(".custom-row").first
+    expect(row.get_by_label("Name")).to_be_focused()  # the new row takes the keyboard
+    row.get_by_label("Name").fill("lifetime value")
+    row.get_by_label("Column").select_option("LifetimeValue")
+    row.get_by_label("Type").select_option("number")
+    expect(row.get_by_label("Separator")).to_be_hidden()  # lists only
+    row.get_by_label("When a value cannot be converted").select_option("omit")
+    page.get_by_role("button", name="Save").click()
+
+    error = row.locator("[data-field-box$='.name'] .error")
+    expect(error).to_contain_text("Latin letters, digits and _")
+    expect(error).to_contain_text("lifetime_value")
+    expect(row.get_by_label("Name")).to_have_attribute("aria-invalid", "true")
+    page.locator(".form-summary").get_by_role("link", name="Name").click()
+    expect(row.get_by_label("Name")).to_be_focused()
+    check_page(page, "export-form-custom-errors")
+    row.get_by_label("Name").fill("lifetime_value")
+    page.get_by_role("button", name="Add a custom property").click()
+    page.get_by_role("button", name="Remove custom property 2").click()
+    expect(page.locator(".custom-row")).to_have_count(1)
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Exports")
+    saved = next(item for item in stack.call("GET", "exports").json()["exports"]
+                 if item["displayName"] == "VIPs with their value")
+    assert saved["mapping"] == {"email": "PrimaryEmail", "birthdate": "LastPurchaseDate", "gender": "FirstName",
+                                "customProperties": {"lifetime_value": {"column": "LifetimeValue", "type": "number",
+                                                                        "onInvalid": "omit"}}}
+    page.goto(page.url.split("#")[0] + f"#/exports/{saved['id']}/edit")
+    row = page.locator(".custom-row").first
+    expect(row.get_by_label("Name")).to_have_value("lifetime_value")
+    expect(row.get_by_label("Column")).to_have_value("LifetimeValue")
+    expect(row.get_by_label("When a value cannot be converted")).to_have_value("omit")
+    expect(page.get_by_label("Gender")).to_have_value("FirstName")
+    check_page(page, "export-form-custom")
+
+
 def test_an_edit_after_someone_else_changed_the_export_says_so(open_page, stack, shared_connections):
     export, etag = stack.export("Edited twice", shared_connections["shared"]["id"])
     page = open_page("admin", f"/#/exports/{export['id']}/edit")
