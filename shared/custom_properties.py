@@ -37,7 +37,7 @@ from enum import Enum
 from typing import Any, Mapping, Sequence
 
 from .conversions import SCALAR_CONVERTERS, Converter, Invalid, string_list
-from .problems import FieldError
+from .problems import FieldError, json_type
 
 MAX_PROPERTIES = 200  # Omnisend: per contact
 MAX_NAME_LENGTH = 128  # Omnisend
@@ -132,16 +132,6 @@ def _at(path: str, key: str) -> str:
     return f"{path}.{key}" if _PLAIN_KEY(key) else f"{path}[{json.dumps(key, ensure_ascii=False)}]"
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return {str: "a string", list: "a list"}.get(type(value), "an object")
-
-
 def _name_problems(name: str) -> str | None:
     if not _NAME(name):
         if not name:
@@ -160,32 +150,32 @@ def _name_problems(name: str) -> str | None:
 
 def _spec_problems(spec: Any, path: str) -> list[FieldError]:
     if not isinstance(spec, Mapping):
-        return [FieldError(path, f"must be an object {{\"column\": ..., \"type\": ...}}, got {_json_type(spec)}")]
+        return [FieldError(path, f"must be an object {{\"column\": ..., \"type\": ...}}, got {json_type(spec)}")]
     problems = [FieldError(f"{path}.{key}" if isinstance(key, str) else path,
                            f"is not a known field ({', '.join(SPEC_FIELDS)})") for key in spec if key not in SPEC_FIELDS]
     column = spec.get("column")
     if "column" not in spec:
         problems.append(FieldError(f"{path}.column", "is required: the name of the segment column to read"))
     elif not isinstance(column, str) or not column.strip() or len(column) > MAX_COLUMN_LENGTH:
-        got = _json_type(column) if not isinstance(column, str) else f"{len(column)} characters" if column.strip() else "a blank string"
+        got = json_type(column) if not isinstance(column, str) else f"{len(column)} characters" if column.strip() else "a blank string"
         problems.append(FieldError(f"{path}.column", f"must be a column name of 1 to {MAX_COLUMN_LENGTH} characters, got {got}"))
     types = [t.value for t in PropertyType]
     kind = spec.get("type")
     if "type" not in spec:
         problems.append(FieldError(f"{path}.type", f"is required: one of {', '.join(map(json.dumps, types))}"))
     elif kind not in types:
-        shown = json.dumps(kind) if isinstance(kind, str) else _json_type(kind)
+        shown = json.dumps(kind) if isinstance(kind, str) else json_type(kind)
         problems.append(FieldError(f"{path}.type", f"must be one of {', '.join(map(json.dumps, types))}, got {shown}"))
     if "onInvalid" in spec and spec["onInvalid"] not in [o.value for o in OnInvalid]:
         value = spec["onInvalid"]
-        shown = json.dumps(value) if isinstance(value, str) else _json_type(value)
+        shown = json.dumps(value) if isinstance(value, str) else json_type(value)
         problems.append(FieldError(f"{path}.onInvalid", f"must be \"reject\" or \"omit\", got {shown}"))
     separator = spec.get("separator")
     if kind == PropertyType.STRING_LIST.value:
         if "separator" not in spec:
             problems.append(FieldError(f"{path}.separator", "is required for a stringList: the text between items, e.g. \";\""))
         elif not isinstance(separator, str) or not 1 <= len(separator) <= MAX_SEPARATOR_LENGTH:
-            got = _json_type(separator) if not isinstance(separator, str) else f"{len(separator)} characters"
+            got = json_type(separator) if not isinstance(separator, str) else f"{len(separator)} characters"
             problems.append(FieldError(f"{path}.separator", f"must be 1 to {MAX_SEPARATOR_LENGTH} characters, got {got}"))
     elif "separator" in spec and kind in types:
         problems.append(FieldError(f"{path}.separator", "only applies to type \"stringList\""))
@@ -198,7 +188,7 @@ def custom_property_problems(data: Any, path: str = "mapping.customProperties") 
     if data is None:
         return []
     if not isinstance(data, Mapping):
-        return [FieldError(path, f"must be an object of property name -> {{\"column\", \"type\"}}, got {_json_type(data)}")]
+        return [FieldError(path, f"must be an object of property name -> {{\"column\", \"type\"}}, got {json_type(data)}")]
     problems: list[FieldError] = []
     if len(data) > MAX_PROPERTIES:
         problems.append(FieldError(path, f"has {len(data)} properties; Omnisend keeps at most {MAX_PROPERTIES} per contact"))

@@ -22,7 +22,7 @@ from .custom_properties import (
     MAX_COLUMN_LENGTH, BoundCustomProperties, CustomPropertyMapping, bind_custom_properties, convert_custom_properties,
     custom_property_problems,
 )
-from .problems import FieldError
+from .problems import FieldError, json_type
 from .rejects import RejectReason, RowRejection
 from .segments import RawRow
 
@@ -77,14 +77,6 @@ def _at(path: str, key: Any) -> str:
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*").fullmatch
 
 
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
-
-
 @dataclass(frozen=True)
 class FieldMapping:
     """Column names (as the user chose them; matched case-insensitively) per contact field, and the
@@ -115,7 +107,7 @@ class FieldMapping:
         for key, attr in _COLUMN_FIELDS:
             value = d.get(key)
             if value is not None and not isinstance(value, str):
-                problems.append(FieldError(f"{path}.{key}", f"must be a column name (text), got {_json_type(value)}"))
+                problems.append(FieldError(f"{path}.{key}", f"must be a column name (text), got {json_type(value)}"))
             elif value is not None and len(value.strip()) > MAX_COLUMN_LENGTH:
                 problems.append(FieldError(f"{path}.{key}", f"a column name has at most {MAX_COLUMN_LENGTH} characters, "
                                                             f"this one {len(value.strip())}"))

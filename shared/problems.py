@@ -87,3 +87,18 @@ class ApiProblem(Exception):
             body["errors"] = [error.to_api() for error in self.errors]
         body.update(self.extra)
         return body
+
+
+def json_type(value: Any) -> str:
+    """What kind of JSON value `value` is, as an error message says it ("a string", "an object", ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"

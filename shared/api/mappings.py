@@ -13,8 +13,7 @@ from typing import Any
 from ..boundedjson import shown_key
 from ..custom_properties import MAX_COLUMN_LENGTH, MAX_NAME_LENGTH, MAX_PROPERTIES, SPEC_FIELDS
 from ..mapping import CUSTOM_PROPERTIES, MAPPING_KEYS, FieldMapping, MappingError
-from ..problems import FieldError
-from .validation import json_type
+from ..problems import FieldError, json_type
 
 MAX_MAPPING_ENTRIES = 32  # the mapping knows 11 keys; more is not a mapping
 MAX_SPEC_ENTRIES = 8  # a property's spec knows 4

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from .. import boundedjson
 from ..boundedjson import shown_key
-from ..problems import ApiProblem, FieldError
+from ..problems import ApiProblem, FieldError, json_type
 from .http import JSON_CONTENT_TYPE, ApiRequest
 
 MAX_BODY_BYTES = 64 * 1024
@@ -97,20 +97,6 @@ def list_of(item: Check, *, min_items: int, max_items: int) -> Check:
 def _quoted(value: str, limit: int = 64) -> str:
     """A string value as a message shows it: JSON-quoted, at most `limit` characters of it."""
     return json.dumps(value if len(value) <= limit else value[:limit] + "…")
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
 
 
 @dataclass(frozen=True)
