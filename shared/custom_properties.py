@@ -216,7 +216,9 @@ class BoundCustomProperties:
     entries: tuple[tuple[str, int, Converter, str, bool], ...]
 
 
-def _column_index(columns: Sequence[str], wanted: str) -> int | None | str:
+def column_index(columns: Sequence[str], wanted: str) -> int | None | str:
+    """Where a mapped column is: an exact match, else the one case-insensitive match; None when the
+    segment lacks it, "ambiguous" when it has it twice."""
     exact = [i for i, c in enumerate(columns) if c == wanted]
     if len(exact) == 1:
         return exact[0]
@@ -231,7 +233,7 @@ def bind_custom_properties(mapping: CustomPropertyMapping, columns: Sequence[str
     names every property whose column the segment lacks or has twice."""
     entries, missing, ambiguous = [], [], []
     for prop in mapping.properties:
-        found = _column_index(columns, prop.column)
+        found = column_index(columns, prop.column)
         if found is None:
             missing.append(f"{prop.name} -> {prop.column!r}")
         elif found == "ambiguous":

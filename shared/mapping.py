@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, Sequence
 from .conversions import Converter, Invalid, to_birthdate, to_gender
 from .custom_properties import (
     MAX_COLUMN_LENGTH, BoundCustomProperties, CustomPropertyMapping, bind_custom_properties, convert_custom_properties,
-    custom_property_problems,
+    column_index, custom_property_problems,
 )
 from .problems import FieldError, json_type
 from .rejects import RejectReason, RowRejection
@@ -158,16 +158,6 @@ class BoundMapping:
     extra: _Extra | None = None  # None: the mapping converts nothing (the rows take the plain path only)
 
 
-def _column_index(columns: Sequence[str], wanted: str) -> int | None | str:
-    exact = [i for i, c in enumerate(columns) if c == wanted]
-    if len(exact) == 1:
-        return exact[0]
-    folded = [i for i, c in enumerate(columns) if c.casefold() == wanted.casefold()]
-    if len(folded) == 1:
-        return folded[0]
-    return "ambiguous" if folded else None
-
-
 def bind(mapping: FieldMapping, columns: Sequence[str], segment: str) -> BoundMapping:
     """Column indexes for the mapping; MappingError lists every column the segment lacks (contact
     fields, then custom properties), with one FieldError each in `problems`."""
@@ -179,7 +169,7 @@ def bind(mapping: FieldMapping, columns: Sequence[str], segment: str) -> BoundMa
     for label, path, column in wanted:
         if column is None:
             continue
-        found = _column_index(columns, column)
+        found = column_index(columns, column)
         if found is None:
             missing.append(f"{label} -> {column!r}")
             problems.append(FieldError(path, f"segment {segment!r} has no column {column!r}"))
