@@ -240,14 +240,21 @@ def bind_custom_properties(mapping: CustomPropertyMapping, columns: Sequence[str
             ambiguous.append(f"{prop.name} -> {prop.column!r}")
         else:
             entries.append((prop.name, found, prop.converter(), columns[found], prop.on_invalid is OnInvalid.OMIT))
-    problems = []
-    if missing:
-        problems.append(f"no column for custom properties {', '.join(missing)}")
-    if ambiguous:
-        problems.append(f"several columns differ only by case for custom properties {', '.join(ambiguous)}")
-    if problems:
-        raise MissingColumnsError(f"segment {segment!r}: {'; '.join(problems)} (its columns: {', '.join(columns)})")
+    problem = columns_problem(segment, columns, missing, ambiguous, what="custom properties ")
+    if problem:
+        raise MissingColumnsError(problem)
     return BoundCustomProperties(segment, tuple(entries))
+
+
+def columns_problem(segment: str, columns: Sequence[str], missing: list[str], ambiguous: list[str],
+                    what: str = "") -> str | None:
+    """The message for mapped columns a segment lacks or has twice ("<name> -> 'Column'" each); None: none."""
+    parts = []
+    if missing:
+        parts.append(f"no column for {what}{', '.join(missing)}")
+    if ambiguous:
+        parts.append(f"several columns differ only by case for {what}{', '.join(ambiguous)}")
+    return f"segment {segment!r}: {'; '.join(parts)} (its columns: {', '.join(columns)})" if parts else None
 
 
 def convert_custom_properties(bound: BoundCustomProperties, fields: Sequence[str]) -> dict | Invalid | None:

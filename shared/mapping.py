@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, Sequence
 from .conversions import Converter, Invalid, to_birthdate, to_gender
 from .custom_properties import (
     MAX_COLUMN_LENGTH, BoundCustomProperties, CustomPropertyMapping, bind_custom_properties, convert_custom_properties,
-    column_index, custom_property_problems,
+    column_index, columns_problem, custom_property_problems,
 )
 from .problems import FieldError, json_type
 from .rejects import RejectReason, RowRejection
@@ -179,13 +179,9 @@ def bind(mapping: FieldMapping, columns: Sequence[str], segment: str) -> BoundMa
                                              f"only by case"))
         else:
             indexes[label] = found
-    parts = []
-    if missing:
-        parts.append(f"no column for {', '.join(missing)}")
-    if ambiguous:
-        parts.append(f"several columns differ only by case for {', '.join(ambiguous)}")
-    if parts:
-        raise MappingError(f"segment {segment!r}: {'; '.join(parts)} (its columns: {', '.join(columns)})", problems)
+    problem = columns_problem(segment, columns, missing, ambiguous)
+    if problem:
+        raise MappingError(problem, problems)
     plain = tuple((k, i) for k, i in indexes.items() if k in CONTACT_FIELDS and k not in ("email", "country"))
     extra = None
     if mapping.converts:
