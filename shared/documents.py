@@ -28,6 +28,8 @@ USABLE_BY_VALUES = ("admins", "adminsAndContributors")
 RUN_ON_VALUES = ("schedule", "upload")
 DEFAULT_REQUESTS_PER_MINUTE = 400
 DEFAULT_TAG_REQUESTS_PER_MINUTE = 60
+DEFAULT_MAX_REMOVAL_PERCENT = 20.0  # the removal gate: see shared.sync.removals
+DEFAULT_FULL_RESYNC_DAYS = 7  # a scheduled incremental run turns full when the last full run is older
 
 # Ids become blob names: keep them to a safe alphabet so a path segment can never escape its folder.
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -170,11 +172,20 @@ class Export:
     # {"cron": ..., "timeZone": ...} as Schedule.to_dict() gives it, or None: follow the app's EXPORT_SCHEDULE
     # (UTC). Parsed where it is used (shared.schedule.Schedule.from_dict), validated by the API on save.
     schedule: dict[str, str] | None = None
+    # Segment -> Omnisend tag, for segments whose tag is not their own name (see tag_of).
+    tags: dict[str, str] = field(default_factory=dict)
+    max_removal_percent: float = DEFAULT_MAX_REMOVAL_PERCENT
+    full_resync_days: int = DEFAULT_FULL_RESYNC_DAYS  # 0: scheduled runs are never forced full
     etag: str | None = field(default=None, compare=False, repr=False)  # set when read from storage
 
     @property
     def field_mapping(self) -> FieldMapping:
         return FieldMapping.from_dict(self.mapping)
+
+    def tag_of(self, segment: str) -> str | None:
+        """The tag the export gives a segment's contacts: its `tags` entry, else the segment's name;
+        None when the export does not tag."""
+        return self.tags.get(segment, segment) if self.tag_contacts else None
 
     def to_api(self) -> dict[str, Any]:
         return {
@@ -186,6 +197,9 @@ class Export:
             "runOn": list(self.run_on),
             "tagContacts": self.tag_contacts,
             "schedule": dict(self.schedule) if self.schedule is not None else None,
+            "tags": dict(self.tags),
+            "maxRemovalPercent": self.max_removal_percent,
+            "fullResyncDays": self.full_resync_days,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
             "createdBy": self.created_by,
@@ -207,6 +221,10 @@ class Export:
         if schedule is not None and not (set(schedule) == {"cron", "timeZone"}
                                          and all(isinstance(value, str) for value in schedule.values())):
             raise DocumentError(f"{where}: field 'schedule' must be null or {{\"cron\": ..., \"timeZone\": ...}} (strings)")
+        # Documents saved before the sync settings: no tag names, the default gate and resync period.
+        tags = doc.get("tags", dict, {})
+        if not all(isinstance(key, str) and isinstance(value, str) for key, value in tags.items()):
+            raise DocumentError(f"{where}: field 'tags' must map segment names to tag names (strings)")
         return cls(
             id=doc.get("id", str),
             display_name=doc.get("displayName", str),
@@ -216,6 +234,9 @@ class Export:
             run_on=doc.string_list("runOn"),
             tag_contacts=doc.get("tagContacts", bool, True),
             schedule=dict(schedule) if schedule is not None else None,
+            tags=dict(tags),
+            max_removal_percent=float(doc.get("maxRemovalPercent", (int, float), DEFAULT_MAX_REMOVAL_PERCENT)),
+            full_resync_days=doc.get("fullResyncDays", int, DEFAULT_FULL_RESYNC_DAYS),
             created_at=doc.get("createdAt", str),
             updated_at=doc.get("updatedAt", str),
             created_by=doc.get("createdBy", str),

@@ -168,7 +168,8 @@ def test_an_export_stored_before_custom_fields_is_still_read(store, settings):
     assert loaded.field_mapping == FieldMapping(email="EMail", first_name="FirstName", country="Country")
     assert not loaded.field_mapping.converts
     store.put_export(loaded, if_match=loaded.etag)
-    assert store.get_export("old").to_document() == {**older, "tagContacts": True, "schedule": None}
+    assert store.get_export("old").to_document() == {**older, "tagContacts": True, "schedule": None, "tags": {},
+                                                     "maxRemovalPercent": 20.0, "fullResyncDays": 7}
 
 
 @pytest.mark.parametrize("mapping, message", [

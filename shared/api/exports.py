@@ -8,8 +8,9 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from ..documents import RUN_ON_VALUES, Connection, DocumentConflictError, DocumentNotFoundError, Export, new_id, utc_now
-from ..problems import ApiProblem, FieldError
+from ..documents import (DEFAULT_FULL_RESYNC_DAYS, DEFAULT_MAX_REMOVAL_PERCENT, RUN_ON_VALUES, Connection, DocumentConflictError, DocumentNotFoundError,
+                         Export, new_id, utc_now)
+from ..problems import ApiProblem, FieldError, json_type
 from ..schedule import InvalidScheduleError, Schedule, app_schedule, next_run_at, schedule_of
 from ..settings import Settings
 from .access import get_export as _get_export
@@ -18,7 +19,7 @@ from .http import ApiResponse, json_response, location
 from .routing import Access, Context, route
 from .mappings import mapping_errors
 from .segments import chosen_segments
-from .validation import BodyField, boolean, list_of, one_of, parse_body, text, token
+from .validation import BodyField, boolean, integer, list_of, number, one_of, parse_body, text, token
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,14 @@ def _schedule(value: Any, path: str) -> list[FieldError]:
     return []
 
 
+def _tags(value: Any, path: str) -> list[FieldError]:
+    """Segment name -> tag name (1-100 characters)."""
+    if not isinstance(value, dict):
+        return [FieldError(path, f"must be an object of segment name -> tag name, got {json_type(value)}")]
+    check = text(100)
+    return [error for segment, tag in value.items() for error in check(tag, f"{path}.{segment}")]
+
+
 EXPORT_FIELDS = (
     BodyField("displayName", text(200), required=True),
     BodyField("connectionId", token(64), required=True),
@@ -40,7 +49,10 @@ EXPORT_FIELDS = (
     BodyField("runOn", list_of(one_of(*RUN_ON_VALUES), min_items=0, max_items=2),
               default=lambda: list(RUN_ON_VALUES)),
     BodyField("tagContacts", boolean, default=True),
+    BodyField("tags", _tags, default=dict),
     BodyField("schedule", _schedule, default=None, nullable=True),
+    BodyField("maxRemovalPercent", number(0, 100), default=DEFAULT_MAX_REMOVAL_PERCENT),
+    BodyField("fullResyncDays", integer(0, 365), default=DEFAULT_FULL_RESYNC_DAYS),
 )
 
 
@@ -106,6 +118,8 @@ def create_export(context: Context) -> ApiResponse:
         id=new_id(), display_name=body["displayName"].strip(), connection_id=connection.id,
         segments=segment_names, mapping=field_mapping, run_on=list(body["runOn"]),
         tag_contacts=body["tagContacts"], schedule=_stored_schedule(body["schedule"]),
+        tags={segment: tag.strip() for segment, tag in body["tags"].items()},
+        max_removal_percent=float(body["maxRemovalPercent"]), full_resync_days=body["fullResyncDays"],
         created_at=now, updated_at=now, created_by=context.identity,
     )
     context.store.put_export(export)  # saving never runs it
@@ -140,6 +154,8 @@ def replace_export(context: Context) -> ApiResponse:
         id=current.id, display_name=body["displayName"].strip(), connection_id=connection.id,
         segments=segment_names, mapping=field_mapping, run_on=list(body["runOn"]),
         tag_contacts=body["tagContacts"], schedule=_stored_schedule(body["schedule"]),
+        tags={segment: tag.strip() for segment, tag in body["tags"].items()},
+        max_removal_percent=float(body["maxRemovalPercent"]), full_resync_days=body["fullResyncDays"],
         created_at=current.created_at, updated_at=utc_now(), created_by=current.created_by,
     )
     try:

@@ -65,6 +65,16 @@ def integer(minimum: int, maximum: int) -> Check:
     return check
 
 
+def number(minimum: float, maximum: float) -> Check:
+    def check(value: Any, path: str) -> list[FieldError]:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return [FieldError(path, f"must be a number, got {json_type(value)}")]
+        if not minimum <= value <= maximum:
+            return [FieldError(path, f"must be between {minimum:g} and {maximum:g}, got {value:g}")]
+        return []
+    return check
+
+
 def boolean(value: Any, path: str) -> list[FieldError]:
     return [] if isinstance(value, bool) else [FieldError(path, f"must be true or false, got {json_type(value)}")]
 

@@ -68,18 +68,31 @@ class ExportSnapshot:
     segments: tuple[str, ...]
     mapping: dict[str, str] = field(hash=False)  # a FieldMapping as its camelCase dict
     tag_contacts: bool
+    tags: dict[str, str] = field(default_factory=dict, hash=False)  # segment -> tag, where not its name
+    max_removal_percent: float = documents.DEFAULT_MAX_REMOVAL_PERCENT
+    full_resync_days: int = documents.DEFAULT_FULL_RESYNC_DAYS
 
     @classmethod
     def of(cls, export: documents.Export) -> "ExportSnapshot":
-        return cls(export.connection_id, tuple(export.segments), dict(export.mapping), bool(export.tag_contacts))
+        return cls(export.connection_id, tuple(export.segments), dict(export.mapping), bool(export.tag_contacts),
+                   dict(export.tags), float(export.max_removal_percent), int(export.full_resync_days))
+
+    def tag_of(self, segment: str) -> str | None:
+        """The segment's tag (its `tags` entry, else its name); None when the export does not tag."""
+        return self.tags.get(segment, segment) if self.tag_contacts else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"connectionId": self.connection_id, "segments": list(self.segments),
-                "mapping": dict(self.mapping), "tagContacts": self.tag_contacts}
+                "mapping": dict(self.mapping), "tagContacts": self.tag_contacts, "tags": dict(self.tags),
+                "maxRemovalPercent": self.max_removal_percent, "fullResyncDays": self.full_resync_days}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ExportSnapshot":
-        return cls(data["connectionId"], tuple(data["segments"]), dict(data["mapping"]), bool(data["tagContacts"]))
+        # Runs started before the sync settings carry none: the defaults.
+        return cls(data["connectionId"], tuple(data["segments"]), dict(data["mapping"]), bool(data["tagContacts"]),
+                   dict(data.get("tags", {})),
+                   float(data.get("maxRemovalPercent", documents.DEFAULT_MAX_REMOVAL_PERCENT)),
+                   int(data.get("fullResyncDays", documents.DEFAULT_FULL_RESYNC_DAYS)))
 
 
 class Note(str, Enum):

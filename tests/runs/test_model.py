@@ -48,7 +48,18 @@ def test_the_stored_form_round_trips():
     stored = json.loads(json.dumps(run.to_dict()))
     assert Run.from_dict(stored) == run
     assert stored["export"] == {"connectionId": "conn-1", "segments": ["Vip", "News"],
-                                "mapping": {"email": "EMail"}, "tagContacts": True}
+                                "mapping": {"email": "EMail"}, "tagContacts": True, "tags": {},
+                                "maxRemovalPercent": 20.0, "fullResyncDays": 7}
+
+
+def test_a_snapshot_from_before_the_sync_settings_reads_with_their_defaults():
+    old = ExportSnapshot.from_dict({"connectionId": "c", "segments": ["Vip"], "mapping": {"email": "E"},
+                                    "tagContacts": True})
+    assert (old.tags, old.max_removal_percent, old.full_resync_days) == ({}, 20.0, 7)
+    assert old.tag_of("Vip") == "Vip"
+    named = ExportSnapshot("c", ("Vip", "News"), {"email": "E"}, True, {"Vip": "VIP customers"})
+    assert (named.tag_of("Vip"), named.tag_of("News")) == ("VIP customers", "News")
+    assert ExportSnapshot("c", ("Vip",), {"email": "E"}, False, {"Vip": "x"}).tag_of("Vip") is None
 
 
 def test_the_deadline_is_the_start_plus_the_allowed_hours():
