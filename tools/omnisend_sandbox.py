@@ -870,11 +870,20 @@ class OmnisendSandbox:
             errors.append(_field_error("offset", "out_of_range", "must be at least 0"))
         if not 1 <= limit <= 250:
             errors.append(_field_error("limit", "out_of_range", "must be between 1 and 250"))
+        days = {}
+        for name in ("dateFrom", "dateTo"):  # yyyy-mm-dd, compared with the day a batch was created (UTC)
+            if name in query:
+                try:
+                    days[name] = dt.date.fromisoformat(query[name]).isoformat()
+                except ValueError:
+                    errors.append(_field_error(name, "invalid_format", "must be a date as yyyy-mm-dd"))
         if errors:
             raise validation_problem(errors)
+        first, last = days.get("dateFrom", "0000-00-00"), days.get("dateTo", "9999-99-99")
         with self._lock:
             batches = [b for b in self._brand(api_key.brand_id).batches.values()
-                       if b["endpoint"] == query["endpoint"] and query.get("status", b["status"]) == b["status"]]
+                       if b["endpoint"] == query["endpoint"] and query.get("status", b["status"]) == b["status"]
+                       and first <= b["createdAt"][:10] <= last]
             batches.sort(key=lambda b: b["_seq"], reverse=True)  # newest first
             page = [_batch_view(b) for b in batches[offset: offset + limit]]
         paging: dict[str, Any] = {"limit": limit, "offset": offset}
@@ -1130,7 +1139,8 @@ def _admin(sandbox: OmnisendSandbox, method: str, path: str, raw_body: bytes) ->
         since = int(query.get("since", ["0"])[0])
         records = [asdict(record) for record in sandbox.request_log()[since:]]
         if query.get("brief", ["0"])[0] == "1":  # without bodies: what rate measurements need
-            records = [{k: r[k] for k in ("time", "method", "path", "status", "brand_id", "kind")} for r in records]
+            records = [{k: r[k] for k in ("time", "method", "path", "status", "brand_id", "kind", "template")}
+                       for r in records]
         return 200, records
     if (method, split.path) == ("POST", "/_sandbox/faults"):
         try:

@@ -3,6 +3,10 @@
 A contact counts as sent only when its batch finished without an error for it. Progress is kept in a
 `ChunkProgress` that the session persists after every step, so a redelivered or deferred chunk resumes
 where it stopped instead of spending the rate budget again.
+
+A chunk never sleeps on Omnisend: once its batches are created it asks its connection's batch board
+(`Outcomes`, board.py) for their outcomes, and while some are unknown it ends with `Waiting`; its
+message comes back later and resumes from its progress.
 """
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ from ..omnisend import (
     RateLimitedError,
     TransientError,
 )
-from .errors import Deferred
+from .board import GONE
+from .errors import Deferred, Waiting
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,7 @@ class ChunkProgress:
     tag_calls_done: list[int] = field(default_factory=list)
     tag_failed: dict[str, str] = field(default_factory=dict)
     rate_limited: int = 0  # deferrals for an Omnisend 429 or a spent budget
+    waiting_since: float | None = None  # when the chunk first waited for its batches (epoch seconds)
 
     def to_dict(self) -> dict:
         return {
@@ -53,7 +59,16 @@ class ChunkProgress:
             "tagCallsDone": self.tag_calls_done,
             "tagFailed": self.tag_failed,
             "rateLimited": self.rate_limited,
+            "waitingSince": self.waiting_since,
         }
+
+    @property
+    def waiting_on(self) -> list[str] | None:
+        """The batches the chunk waits for, when waiting is all it can do (all created, some unverified)."""
+        open_ = [b for b in self.batches if not b.verified]
+        if not open_ or any(b.batch_id is None for b in open_):
+            return None
+        return [b.batch_id for b in open_]
 
     @classmethod
     def from_dict(cls, data: dict) -> "ChunkProgress":
@@ -62,6 +77,7 @@ class ChunkProgress:
             tag_calls_done=list(data.get("tagCallsDone", [])),
             tag_failed=dict(data.get("tagFailed", {})),
             rate_limited=int(data.get("rateLimited", 0)),
+            waiting_since=data.get("waitingSince"),
         )
 
 
@@ -74,8 +90,18 @@ class Session(Protocol):
     def check(self) -> None:
         """Asked before every write to Omnisend: raises Stopped once the run has ended."""
 
-    def heartbeat(self) -> None:
-        """Asked while waiting for batches: keeps the chunk held by this delivery."""
+
+class Outcomes(Protocol):
+    """Where a chunk learns how its batches ended: its connection's batch board (board.BatchBoard)."""
+
+    def creating(self, batches: int) -> None:
+        """Said before the chunk creates `batches` batches."""
+
+    def interrupted(self) -> None:
+        """Said when the chunk stops creating batches before it is done (it is deferred)."""
+
+    def outcomes(self, batch_ids: list[str]) -> tuple[dict[str, Batch], float]:
+        """The finished or stopped batches among `batch_ids`, and seconds to wait for the others."""
 
 
 @dataclass(frozen=True)
@@ -96,8 +122,8 @@ class ChunkDelivery:
     tag_only: frozenset[str]
     progress: ChunkProgress
     session: Session
-    max_wait_seconds: float = 120.0
-    sleep: Callable[[float], None] = time.sleep
+    board: Outcomes
+    clock: Callable[[], float] = time.time
 
     def run(self) -> DeliveryOutcome:
         if not self.progress.batches:
@@ -133,34 +159,43 @@ class ChunkDelivery:
         self.session.save(self.progress)
 
     def _create_missing_batches(self) -> None:
-        for batch in self.progress.batches:
-            if batch.batch_id is None and not batch.verified:
+        missing = [b for b in self.progress.batches if b.batch_id is None and not b.verified]
+        if not missing:
+            return
+        self.board.creating(len(missing))
+        try:
+            for batch in missing:
                 self.session.check()
                 items = [self.contacts[email] for email in batch.emails]
                 batch.batch_id = self.client.create_contact_batch(items)
                 self.save()
+        except RateLimitedError:
+            self.board.interrupted()
+            raise
 
     def _verify_finished_batches(self) -> None:
+        """Settle the batches whose outcome the board knows; end with Waiting while others are unknown."""
         pending = {b.batch_id: b for b in self.progress.batches if b.batch_id and not b.verified}
-        deadline = time.monotonic() + self.max_wait_seconds
-        delay = 0.2
-        while pending:
-            statuses = self.client.get_batches(list(pending))
-            done = [s for s in statuses.values() if s.done]
-            for status in done:
-                self._settle(pending.pop(status.batch_id), status)
-            if any(b.batch_id is None and not b.verified for b in self.progress.batches):
-                return  # a stopped batch is to be resent first
-            if pending:
-                if time.monotonic() + delay > deadline:
-                    raise Deferred(30.0, f"{len(pending)} Omnisend batches still running")
-                self.session.heartbeat()
-                self.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        found, delay = self.board.outcomes(list(pending))
+        for batch_id, status in found.items():
+            self._settle(pending.pop(batch_id), status)
+        if any(b.batch_id is None and not b.verified for b in self.progress.batches):
+            return  # a stopped batch is to be resent first
+        if pending:
+            if self.progress.waiting_since is None:
+                self.progress.waiting_since = self.clock()
+                self.save()
+            raise Waiting(delay, f"{len(pending)} Omnisend batches not settled yet")
 
     def _settle(self, batch: BatchState, status: Batch) -> None:
         ok: set[str] = set()
         errors: dict[str, str] = {}
+        if status.status == GONE:  # Omnisend no longer has the batch: nothing of it can be confirmed
+            for email in batch.emails:
+                batch.failed[email] = f"Omnisend no longer knows batch {status.batch_id}; its outcome is unknown"
+            batch.verified = True
+            self.save()
+            return
         if status.status == "finished" and status.errors_count == 0:
             ok = set(batch.emails)
         else:

@@ -36,6 +36,16 @@ class Deferred(RunError):
         self.rate_limited = rate_limited  # an Omnisend 429 or a spent budget, counted on the run
 
 
+class Waiting(RunError):
+    """A chunk's batches are not settled yet: it ends, and its message comes back after `delay` seconds
+    (not a deferral: waiting is bounded by its own time limit, see messages.may_wait)."""
+
+    def __init__(self, delay: float, reason: str) -> None:
+        super().__init__(f"waiting {delay:.0f} s: {reason}")
+        self.delay = delay
+        self.reason = reason
+
+
 class Busy(RunError):
     """Another delivery holds this step (a duplicate message): try again after `delay` seconds."""
 

@@ -6,8 +6,8 @@ import secrets
 
 from ..settings import Settings
 from . import ending, planner, untag, worker
-from .errors import Busy, ClaimLost, Deferred, MessageError, RunFailure, RunNotFoundError
-from .messages import ChunkMessage, Message, PlanMessage, UntagMessage, deferred, parse
+from .errors import Busy, ClaimLost, Deferred, MessageError, RunFailure, RunNotFoundError, Waiting
+from .messages import ChunkMessage, Message, PlanMessage, UntagMessage, deferred, parse, waiting
 from .store import RunStore
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,9 @@ def process_message(settings: Settings, body: bytes, delivery: str | None = None
             store.update_run(message.run_id, _count_rate_limited)
         log.info("run %s %s deferred %.0f s (attempt %d): %s", message.run_id, message.step, wait.delay,
                  message.attempt + 1, wait.reason)
+    except Waiting as wait:  # only chunks wait: their batches are settled by the connection's board
+        store.send([waiting(message, owner=message.owner or me)], delay=wait.delay)
+        log.debug("run %s chunk %s waits %.0f s: %s", message.run_id, message.step, wait.delay, wait.reason)
     except Busy as busy:
         store.send([message], delay=busy.delay)  # a duplicate: look again once the other may be done
         log.info("run %s %s: %s", message.run_id, message.step, busy)

@@ -20,6 +20,8 @@ from .errors import MessageError
 # How many times one piece of work may be deferred (429s, spent budgets, batches still running)
 # before it gives up with the last reason. The run's deadline bounds it as well.
 MAX_DEFERRALS = 60
+# How long a chunk may wait for Omnisend to finish its batches (it ends and comes back meanwhile).
+MAX_BATCH_WAIT_SECONDS = 1800.0
 
 
 class MessageKind(str, Enum):
@@ -95,6 +97,17 @@ def deferred(message: Message, owner: str | None = None) -> Message:
     if isinstance(message, PlanMessage):
         return replace(message, attempt=message.attempt + 1)
     return replace(message, attempt=message.attempt + 1, owner=owner)
+
+
+def waiting(message: ChunkMessage, owner: str) -> ChunkMessage:
+    """The message that brings a waiting chunk back: the same attempt, held by `owner`."""
+    return replace(message, owner=owner)
+
+
+def may_wait(message: Message, delay: float, waited: float, now: datetime | None = None) -> bool:
+    """Whether a chunk that has waited `waited` seconds for its batches may wait `delay` more."""
+    now = now or datetime.now(timezone.utc)
+    return waited + delay <= MAX_BATCH_WAIT_SECONDS and now + timedelta(seconds=delay) < parse_utc(message.deadline)
 
 
 def may_defer(message: Message, delay: float, now: datetime | None = None) -> bool:

@@ -18,6 +18,8 @@ Layout in the state container (ETag concurrency, no database):
   run-index/<exportId>/<newest-first key>  one empty marker per run, for listing
   active-runs/<exportId>.json              the export's lock: its run in progress, if any. The lock is
                                            the index of active runs the watchdog reads.
+  batch-boards/<connectionId>.json         the connection's batch board: batches chunks wait for, outcomes
+                                           read for them from GET /batches, the reader's lease (board.py)
 
 Planner outputs carry the plan's token, so two planners of one run never mix their files: the plan
 written first (create-only) names the token every later step reads.
@@ -113,3 +115,7 @@ def run_of_index_entry(name: str) -> str:
 
 def active(export_id: str) -> str:
     return f"{ACTIVE_PREFIX}{export_id}.json"
+
+
+def batch_board(connection_id: str) -> str:
+    return f"batch-boards/{connection_id}.json"

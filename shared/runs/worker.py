@@ -2,11 +2,14 @@
 (ChunkDelivery), record the result once and count it into the run.
 
 One delivery at a time works on a chunk: it holds the chunk's claim, and every progress write is
-conditional on its last one, so a duplicated message cannot send the chunk twice.
+conditional on its last one, so a duplicated message cannot send the chunk twice. A chunk whose
+batches are not settled yet ends (`Waiting`) and comes back; when its batches are still unknown on the
+connection's board, it looks before reading and mapping its rows again.
 """
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from .. import documents, mapping, segments, storage, sync, telemetry
@@ -15,9 +18,10 @@ from ..omnisend import AuthenticationError, PermissionDeniedError
 from ..rejects import Reject, RejectReason
 from ..settings import Settings
 from . import clients, ending, finisher, outbox, paths, results
+from .board import BatchBoard
 from .delivery import ChunkDelivery, ChunkProgress, DeliveryOutcome
-from .errors import Deferred, RunFailure, Stopped
-from .messages import ChunkMessage, may_defer
+from .errors import Deferred, RunFailure, Stopped, Waiting
+from .messages import ChunkMessage, may_defer, may_wait
 from .model import Counts, Note, Run
 from .store import Claim, RunStore
 
@@ -82,9 +86,6 @@ class ChunkSession:
             raise Stopped(f"run {self.run_id} has ended")
         self.claim.keep_alive()
 
-    def heartbeat(self) -> None:
-        self.claim.keep_alive()
-
 
 def process_chunk(settings: Settings, store: RunStore, message: ChunkMessage, me: str) -> None:
     run = store.get_run(message.run_id)
@@ -126,19 +127,30 @@ def process_chunk(settings: Settings, store: RunStore, message: ChunkMessage, me
 def _deliver(settings: Settings, store: RunStore, run: Run, message: ChunkMessage, claim: Claim,
              progress: ChunkProgress) -> tuple[DeliveryOutcome, MappedChunk, int]:
     connection = clients.connection_of(settings, run)
+    client = clients.client_for(settings, connection)
+    board = BatchBoard(store, connection.id, claim.owner, client)
+    _wait_unless_settled(message, progress, board)
     mapped = _map(settings, store, run, message, connection.contact_limit)
     chunk = message.chunk
     tags = mapped.tags(chunk.segment) if run.export.tag_contacts else {}
     delivery = ChunkDelivery(
-        client=clients.client_for(settings, connection),
+        client=client,
         contacts=mapped.contacts,
         tags_by_email=tags,
         tag_only=frozenset(mapped.tag_only),
         progress=progress,
         session=ChunkSession(store, run.run_id, claim),
+        board=board,
     )
     try:
         outcome = delivery.run()
+    except Waiting as wait:
+        waited = time.time() - (progress.waiting_since or time.time())
+        if may_wait(message, wait.delay, waited):
+            raise
+        reason = f"gave up after waiting {waited:.0f} s for Omnisend to finish: {wait.reason}"
+        log.warning("run %s chunk %d %s", run.run_id, message.seq, reason)
+        outcome = delivery.give_up(reason)
     except Deferred as deferred:
         if may_defer(message, deferred.delay):
             raise
@@ -148,6 +160,17 @@ def _deliver(settings: Settings, store: RunStore, run: Run, message: ChunkMessag
     except (AuthenticationError, PermissionDeniedError) as exc:
         raise RunFailure(f"Omnisend refused the connection's API key during the run: {exc}") from exc
     return outcome, mapped, progress.rate_limited
+
+
+def _wait_unless_settled(message: ChunkMessage, progress: ChunkProgress, board: BatchBoard) -> None:
+    """A chunk back from waiting whose batches are all still unknown waits again, before its rows are
+    read and mapped (reading Omnisend itself if a read is due)."""
+    waiting_on = progress.waiting_on
+    if not waiting_on or progress.waiting_since is None:
+        return
+    found, delay = board.outcomes(waiting_on)
+    if not found and may_wait(message, delay, time.time() - progress.waiting_since):
+        raise Waiting(delay, f"{len(waiting_on)} Omnisend batches not settled yet")
 
 
 def _map(settings: Settings, store: RunStore, run: Run, message: ChunkMessage, limit: int | None) -> MappedChunk:

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -181,6 +182,24 @@ def test_list_batches_pages_and_requires_endpoint(sandbox_api):
     assert len(page["batches"]) == 2 and "offset=2" in page["paging"]["next"]
     assert sandbox_api("GET", "/batches").status_code == 400
     assert sandbox_api("GET", "/batches", params={"endpoint": "contacts", "limit": 251}).status_code == 400
+
+
+def test_list_batches_newest_first_by_offset_and_filtered_by_day_and_status(sandbox_api):
+    ids = [sandbox_api("POST", "/batches", json={"method": "POST", "endpoint": "contacts",
+                                                 "items": [contact(f"d{i}@x.com")]}).json()["batchID"]
+           for i in range(5)]
+    query = {"endpoint": "contacts", "limit": 2}
+    pages = [sandbox_api("GET", "/batches", params={**query, "offset": offset}).json() for offset in (0, 2, 4)]
+    assert [b["batchID"] for page in pages for b in page["batches"]] == ids[::-1]
+    assert "next" not in pages[2]["paging"] and "offset=2" in pages[2]["paging"]["previous"]
+    today = datetime.now(timezone.utc).date()
+    listed = lambda **days: len(sandbox_api("GET", "/batches", params={"endpoint": "contacts", **days}).json()["batches"])
+    assert listed(dateFrom=today.isoformat(), dateTo=today.isoformat()) == 5
+    assert listed(dateFrom=(today + timedelta(days=1)).isoformat()) == 0
+    assert listed(dateTo=(today - timedelta(days=1)).isoformat()) == 0
+    bad = sandbox_api("GET", "/batches", params={"endpoint": "contacts", "dateFrom": "30.11.2026"})
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "dateFrom"
+    assert listed(status="stopped") == 0
 
 
 @pytest.mark.sandbox(window_seconds=1.0, requests_per_minute=2, tag_requests_per_minute=1)

@@ -1,0 +1,140 @@
+"""The batch board (shared/runs/board.py): its decisions as pure functions, and one board shared by
+several chunks against Azurite and the Omnisend sandbox."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from shared.omnisend import Batch
+from shared.runs import board as b, paths
+from shared.runs.store import RunStore
+
+
+def listed(batch_id: str, status: str = "finished", errors: int = 0) -> Batch:
+    return Batch(batch_id, status, 100, 100 - errors if status == "finished" else 50, errors)
+
+
+def test_reads_wait_longer_while_some_chunk_is_creating_batches():
+    board = b.Board()
+    b.register(board, "chunk-1", ["x"], now=100.0)
+    assert b.read_due(board, 100.0)  # never read before
+    b.record(board, "chunk-1", {}, [], now=100.0)
+    b.announce(board, "chunk-2", 10, now=100.0)
+    assert b.busy(board, 101.0) and not b.read_due(board, 101.0)
+    assert not b.read_due(board, 100.0 + b.BUSY_READ_SECONDS - 0.1)
+    assert b.read_due(board, 100.0 + b.BUSY_READ_SECONDS)
+    b.register(board, "chunk-2", ["y"], now=102.0)  # done creating: the connection is idle
+    assert not b.busy(board, 102.0) and b.read_due(board, 100.0 + b.IDLE_READ_SECONDS)
+
+
+def test_an_announcement_lapses_and_nothing_wanted_needs_no_read():
+    board = b.Board()
+    b.announce(board, "chunk-1", 1, now=0.0)
+    assert not b.read_due(board, 1000.0)  # nothing wanted
+    b.register(board, "chunk-2", ["x"], now=0.0)
+    assert b.busy(board, b.MIN_CREATING_SECONDS - 1) and not b.busy(board, b.MIN_CREATING_SECONDS + 1)
+    b.announce(board, "chunk-1", 10, now=0.0)  # ten batches to create: a longer announcement
+    assert b.busy(board, 10 * b.CREATING_SECONDS - 1) and not b.busy(board, 10 * b.CREATING_SECONDS + 1)
+    b.retire(board, "chunk-1")  # it was deferred
+    assert not b.busy(board, 1.0)
+
+
+def test_one_reader_at_a_time_until_its_lease_runs_out():
+    board = b.Board()
+    b.register(board, "chunk-1", ["x"], now=0.0)
+    b.take_lease(board, "chunk-1", now=0.0)
+    assert not b.read_due(board, 5.0) and b.wait_seconds(board, 5.0) == 1.0
+    assert b.read_due(board, b.LEASE_SECONDS + 0.1)  # the reader died: another reads
+    b.release(board, "chunk-2")  # not the holder: nothing changes
+    assert board.reader == "chunk-1"
+
+
+def test_a_read_records_settled_batches_keeps_running_ones_and_forgets_old_outcomes():
+    board = b.Board(done={"old": ["finished", 0, 1, 1, 150.0]})
+    b.register(board, "chunk-1", ["a", "c", "d"], now=200.0)
+    b.register(board, "chunk-2", ["b", "old"], now=200.0)  # an outcome on record is not wanted again
+    b.take_lease(board, "chunk-1", now=200.0)
+    found = {"a": listed("a"), "b": listed("b", "stopped"), "c": listed("c", "inProgress"),
+             "z": listed("z", errors=2)}  # z: a batch of a chunk that has not registered it yet
+    b.record(board, "chunk-1", found, gone=["d"], now=201.0)
+
+    assert set(board.wanted) == {"c"} and board.reader is None and board.read_at == 201.0
+    outcomes = b.outcomes(board, ["a", "b", "c", "d", "old", "z"])
+    assert {k: v.status for k, v in outcomes.items()} == {"a": "finished", "b": "stopped", "d": b.GONE,
+                                                          "old": "finished", "z": "finished"}
+    assert outcomes["z"] == listed("z", errors=2)
+    b.record(board, "chunk-1", {}, [], now=150.0 + b.KEEP_SECONDS + 0.5)
+    assert "old" not in board.done and "a" in board.done
+
+
+def test_batches_no_page_showed_for_a_while_are_read_on_their_own_a_few_at_a_time():
+    board = b.Board(wanted={f"w{i}": float(i) for i in range(10)} | {"new": 100.0})
+    late = b.single_reads(board, listed=["w0"], now=b.SINGLE_READ_AFTER + 20)
+    assert late == ["w1", "w2", "w3", "w4", "w5"][:b.MAX_SINGLE_READS]
+
+
+def test_a_board_survives_its_json_form():
+    board = b.Board()
+    b.announce(board, "c", 3, 1.0)
+    b.register(board, "d", ["x"], 2.0)
+    b.record(board, "d", {"x": listed("x", errors=3)}, [], 3.0)
+    assert b.Board.from_dict(board.to_dict()) == board
+
+
+@pytest.fixture()
+def store(api_settings):
+    found = RunStore(api_settings)
+    found.ensure()
+    return found
+
+
+def test_one_list_request_settles_the_batches_of_many_chunks(store, omnisend_client, sandbox):
+    """Three chunks of one connection wait for 12 batches: one GET /batches page answers all of them."""
+    chunks = {}
+    for n in range(3):
+        board = b.BatchBoard(store, "conn-1", f"chunk-{n}", omnisend_client)
+        board.creating(4)
+        ids = [omnisend_client.create_contact_batch([{"identifiers": [{"type": "email", "id": f"c{n}-{i}@x.com"}],
+                                                      "sendWelcomeMessage": False}]) for i in range(4)]
+        chunks[n] = (board, ids)
+    finished(sandbox, [i for _, ids in chunks.values() for i in ids])
+    before = len(sandbox.request_log())
+
+    answers = {n: board.outcomes(ids) for n, (board, ids) in chunks.items()}
+
+    reads = [r for r in sandbox.request_log()[before:] if r.method == "GET"]
+    assert [(r.path, r.query["offset"]) for r in reads] == [("/batches", "0")]
+    for n, (found, delay) in answers.items():
+        assert set(found) == set(chunks[n][1]) and {s.status for s in found.values()} == {"finished"}
+
+
+def finished(sandbox, ids: list[str], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(sandbox.batches()[i]["status"] != "finished" for i in ids):
+        assert time.monotonic() < deadline, "the sandbox did not finish the batches"
+        time.sleep(0.05)
+
+
+def list_reads(sandbox) -> int:
+    return len([r for r in sandbox.request_log() if r.path == "/batches" and r.method == "GET"])
+
+
+@pytest.mark.sandbox(batch_step_seconds=1.0)
+def test_while_batches_are_being_created_a_waiting_chunk_is_told_to_come_back_later(store, omnisend_client,
+                                                                                    sandbox):
+    board = b.BatchBoard(store, "conn-2", "chunk-a", omnisend_client)
+    board.creating(4)
+    first = omnisend_client.create_contact_batch([{"identifiers": [{"type": "email", "id": "a@x.com"}]}])
+    assert board.outcomes([first]) == ({}, 1.0)  # read at once (never read before): still pending
+    assert list_reads(sandbox) == 1
+    b.BatchBoard(store, "conn-2", "chunk-b", omnisend_client).creating(10)  # reads now wait BUSY_READ_SECONDS
+
+    found, delay = board.outcomes([first])
+
+    assert list_reads(sandbox) == 1 and found == {} and b.BUSY_READ_SECONDS - 1 <= delay <= b.BUSY_READ_SECONDS + 1
+    finished(sandbox, [first])
+    store.write_json(paths.batch_board("conn-2"), {**store.read_json(paths.batch_board("conn-2"))[0],
+                                                   "creating": {}, "readAt": 0})  # creation over, long ago
+    found, _ = board.outcomes([first])
+    assert list_reads(sandbox) == 2 and found[first].status == "finished"
