@@ -36,6 +36,7 @@ ESSENTIAL = {
     "chunk: write runs/<run>/unsent-before-<n>.json", "untag: write runs/<run>/run.json",
     "untag: delete active-runs/<id>.json", "chunk: write runs/<run>/changes/<n>-<hex>.bin",
     "plan: read sync/<id>/state.bin", "untag: read sync/<id>/state.bin", "untag: write sync/<id>/state.bin",
+    "chunk: read batch-boards/<id>.json", "chunk: write batch-boards/<id>.json",
 }
 
 

@@ -1,8 +1,11 @@
 """Chunk delivery (shared/runs/worker.py, delivery.py) against Azurite and the Omnisend sandbox."""
 from __future__ import annotations
 
+import pytest
+
 from shared import runs, telemetry
-from shared.runs import messages, worker
+from shared.runs import messages, paths, worker
+from shared.runs.store import RunStore
 from tests.runs.conftest import Pump, clean_segment, counts, read_rejects
 from tests.runs.faults import FaultPlan
 
@@ -226,3 +229,42 @@ def test_a_finished_run_sends_one_telemetry_event_without_emails(api_settings, e
     event = events[0]
     assert (event.runId, event.status, event.trigger, event.rows, event.sent) == (run.run_id, "succeeded", "manual", 5, 5)
     assert not any(email in event.getMessage() for email in emails)
+
+
+@pytest.mark.sandbox(batch_step_seconds=0.5)
+def test_a_chunk_ends_while_its_batches_run_and_comes_back_to_settle_them(api_settings, export_of,
+                                                                          segments_container, sandbox):
+    clean_segment(segments_container, "Vip", 100)
+    export = export_of(["Vip"], tag_contacts=False)
+    run_id = runs.start_run(api_settings, export, "manual").run_id
+    assert len(plan_only(api_settings, run_id)) == 1
+    pump = Pump(api_settings)
+    (message,) = pump.receive()
+
+    pump.deliver(message)  # the chunk creates its batch and ends: no sleeping on Omnisend
+
+    (batch,) = sandbox.batches().values()
+    assert batch["status"] != "finished" and not pump.queue.peek_messages()  # back after a visibility delay
+    progress = RunStore(api_settings).read_json(paths.progress(run_id, 0))[0]["state"]
+    assert progress["batches"][0]["batch_id"] == batch["batchID"]
+    assert not progress["batches"][0]["verified"] and progress["waitingSince"]
+    run = pump.until_ended(run_id, timeout=30)
+    assert run.status == "succeeded" and counts(run)["sent"] == 100
+    reads = [r for r in sandbox.request_log() if r.method == "GET" and r.path.startswith("/batches")]
+    assert {r.path for r in reads} == {"/batches"}  # list pages only: no per-batch status reads
+
+
+@pytest.mark.sandbox(batch_step_seconds=30.0)
+def test_a_chunk_whose_batches_never_finish_fails_its_rows_after_its_waiting_time(api_settings, export_of,
+                                                                               segments_container, monkeypatch,
+                                                                               pump):
+    clean_segment(segments_container, "Vip", 100)
+    export = export_of(["Vip"], tag_contacts=False)
+    monkeypatch.setattr(messages, "MAX_BATCH_WAIT_SECONDS", 2.0)
+
+    run = pump(runs.start_run(api_settings, export, "manual").run_id, timeout=30)
+
+    assert run.status == "partiallySucceeded"
+    assert counts(run) == {"rows": 100, "sent": 0, "rejected": 0, "failed": 100}
+    details = {r["detail"] for r in read_rejects(api_settings, run.run_id)}
+    assert len(details) == 1 and details.pop().startswith("gave up after waiting")
