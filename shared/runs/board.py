@@ -30,7 +30,7 @@ from .store import RunStore
 
 log = logging.getLogger(__name__)
 
-BUSY_READ_SECONDS = 15.0  # between reads while batches are still being created
+BUSY_READ_SECONDS = 15.0  # between reads while batches are still being created, at Omnisend's 400/min
 IDLE_READ_SECONDS = 1.0  # between reads once no chunk is creating batches
 LEASE_SECONDS = 30.0  # a reader that died lets go of the board after this long
 CREATING_SECONDS = 2.0  # an announcement of batches being created lapses after this long per batch,
@@ -73,16 +73,22 @@ def busy(board: Board, now: float) -> bool:
     return any(until > now for until in board.creating.values())
 
 
-def next_read(board: Board, now: float) -> float:
-    return board.read_at + (BUSY_READ_SECONDS if busy(board, now) else IDLE_READ_SECONDS)
+def busy_read_seconds(requests_per_minute: int) -> float:
+    """Seconds between reads while batches are being created: a read costs a larger share of a
+    smaller budget (15 s at 400/min, 1 s from 6,000/min)."""
+    return min(BUSY_READ_SECONDS, max(IDLE_READ_SECONDS, BUSY_READ_SECONDS * 400 / max(1, requests_per_minute)))
+
+
+def next_read(board: Board, now: float, busy_seconds: float = BUSY_READ_SECONDS) -> float:
+    return board.read_at + (busy_seconds if busy(board, now) else IDLE_READ_SECONDS)
 
 
 def leased(board: Board, now: float) -> bool:
     return board.reader is not None and board.reader_until > now
 
 
-def read_due(board: Board, now: float) -> bool:
-    return bool(board.wanted) and not leased(board, now) and now >= next_read(board, now)
+def read_due(board: Board, now: float, busy_seconds: float = BUSY_READ_SECONDS) -> bool:
+    return bool(board.wanted) and not leased(board, now) and now >= next_read(board, now, busy_seconds)
 
 
 def announce(board: Board, owner: str, batches: int, now: float) -> None:
@@ -139,11 +145,11 @@ def outcomes(board: Board, batch_ids: Iterable[str]) -> dict[str, Batch]:
     return found
 
 
-def wait_seconds(board: Board, now: float) -> float:
+def wait_seconds(board: Board, now: float, busy_seconds: float = BUSY_READ_SECONDS) -> float:
     """How long a chunk whose batches are not all recorded should wait before it looks again."""
     if leased(board, now):
         return 1.0  # a read is under way
-    return float(min(max(1, math.ceil(next_read(board, now) - now)), BUSY_READ_SECONDS + 1))
+    return float(min(max(1, math.ceil(next_read(board, now, busy_seconds) - now)), busy_seconds + 1))
 
 
 def single_reads(board: Board, listed: Iterable[str], now: float) -> list[str]:
@@ -172,9 +178,10 @@ class BatchBoard:
     """A connection's board as one delivery sees it (blob `paths.batch_board`)."""
 
     def __init__(self, store: RunStore, connection_id: str, owner: str, client: OmnisendClient,
-                 clock: Callable[[], float] = time.time) -> None:
+                 requests_per_minute: int = 400, clock: Callable[[], float] = time.time) -> None:
         self.store, self.name, self.owner, self.client, self.clock = (
             store, paths.batch_board(connection_id), owner, client, clock)
+        self.busy_seconds = busy_read_seconds(requests_per_minute)
 
     def creating(self, batches: int) -> None:
         """Announce that this delivery is about to create batches (reads wait meanwhile)."""
@@ -193,7 +200,7 @@ class BatchBoard:
             now = self.clock()
             register(board, self.owner, batch_ids, now)
             reading.clear()
-            if any(b not in board.done for b in batch_ids) and read_due(board, now):
+            if any(b not in board.done for b in batch_ids) and read_due(board, now, self.busy_seconds):
                 take_lease(board, self.owner, now)
                 reading.append(set(board.wanted))
 
@@ -201,7 +208,7 @@ class BatchBoard:
         if reading:
             board = self._read(reading[0])
         found = outcomes(board, batch_ids)
-        return found, wait_seconds(board, self.clock())
+        return found, wait_seconds(board, self.clock(), self.busy_seconds)
 
     def _read(self, wanted: set[str]) -> Board:
         found: dict[str, Batch] = {}

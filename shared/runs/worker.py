@@ -128,7 +128,7 @@ def _deliver(settings: Settings, store: RunStore, run: Run, message: ChunkMessag
              progress: ChunkProgress) -> tuple[DeliveryOutcome, MappedChunk, int]:
     connection = clients.connection_of(settings, run)
     client = clients.client_for(settings, connection)
-    board = BatchBoard(store, connection.id, claim.owner, client)
+    board = BatchBoard(store, connection.id, claim.owner, client, connection.requests_per_minute)
     _wait_unless_settled(message, progress, board)
     mapped = _map(settings, store, run, message, connection.contact_limit)
     chunk = message.chunk

@@ -28,6 +28,16 @@ def test_reads_wait_longer_while_some_chunk_is_creating_batches():
     assert not b.busy(board, 102.0) and b.read_due(board, 100.0 + b.IDLE_READ_SECONDS)
 
 
+def test_reads_are_spaced_less_on_a_larger_budget():
+    assert b.busy_read_seconds(400) == b.BUSY_READ_SECONDS
+    assert b.busy_read_seconds(800) == b.BUSY_READ_SECONDS / 2
+    assert b.busy_read_seconds(1_000_000) == b.IDLE_READ_SECONDS
+    board = b.Board(read_at=100.0)
+    b.register(board, "chunk-1", ["x"], now=100.0)
+    b.announce(board, "chunk-2", 10, now=100.0)
+    assert not b.read_due(board, 106.0) and b.read_due(board, 106.0, busy_seconds=5.0)
+
+
 def test_an_announcement_lapses_and_nothing_wanted_needs_no_read():
     board = b.Board()
     b.announce(board, "chunk-1", 1, now=0.0)
