@@ -79,7 +79,7 @@ class ExportSnapshot:
 
     def tag_of(self, segment: str) -> str | None:
         """The segment's tag (its `tags` entry, else its name); None when the export does not tag."""
-        return self.tags.get(segment, segment) if self.tag_contacts else None
+        return documents.segment_tag(self.tags, segment) if self.tag_contacts else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"connectionId": self.connection_id, "segments": list(self.segments),

@@ -84,7 +84,8 @@ class SyncDecider:
         self._classify = self._member = None
         self._bit = 0
 
-    def start_segment(self, tag: str) -> None:
+    def start_segment(self, tag: str | None) -> None:
+        """The next segment, whose contacts get `tag` (None: the export does not tag)."""
         tag = tag if self.tagging else None
         self._classify = sync.classifier(self.prior, tag)
         self._member = sync.membership_classifier(self.prior, tag) if tag else None
@@ -182,7 +183,8 @@ def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage
                              datetime.now(timezone.utc))
     names = tuple(segment.name for segment, _ in chosen)
     tagging = run.export.tag_contacts
-    sync_tags = sync.run_tag_table(prior.tags, names if tagging else ())
+    # The state keeps tags by their Omnisend name: a renamed tag is a new one, the old one is retired.
+    sync_tags = sync.run_tag_table(prior.tags, (run.export.tag_of(name) for name in names) if tagging else ())
 
     token = secrets.token_hex(8)
     decider = Deduplicator(connection.contact_limit)
@@ -192,7 +194,7 @@ def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage
     try:
         for wave, (segment, bound) in enumerate(chosen):
             planned: list[PlannedChunk] = []
-            syncer.start_segment(segment.name)
+            syncer.start_segment(run.export.tag_of(segment.name))
             with io_call("segments.plan", f"{container.container_name}/{segment.name}"):
                 chunks = list(segments.plan_chunks(container, segment, settings.chunk_rows))
             for chunk in chunks:

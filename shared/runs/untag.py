@@ -59,7 +59,7 @@ def untag_leavers(settings: Settings, store: RunStore, message: UntagMessage, me
         record(store, run.run_id, wave, int(progress.get("untagged", 0)), progress.get("error"), me)
         return
     members = _members(store, run)
-    segment_tags = {name: (name if run.export.tag_contacts else None) for name in run.segment_names}
+    segment_tags = {name: run.export.tag_of(name) for name in run.segment_names}
     plan = sync.plan_removals(prior, segment_tags, members, max_removal_percent=DEFAULT_MAX_REMOVAL_PERCENT)
     calls = removal_calls(plan, prior)
     done = int(progress.get("calls", 0))

@@ -128,7 +128,8 @@ def _deliver(settings: Settings, store: RunStore, run: Run, message: ChunkMessag
     connection = clients.connection_of(settings, run)
     mapped = _map(settings, store, run, message, connection.contact_limit)
     chunk = message.chunk
-    tags = mapped.tags(chunk.segment) if run.export.tag_contacts else {}
+    tag = run.export.tag_of(chunk.segment)
+    tags = mapped.tags(tag) if tag is not None else {}
     delivery = ChunkDelivery(
         client=clients.client_for(settings, connection),
         contacts=mapped.contacts,
@@ -201,9 +202,10 @@ def _map(settings: Settings, store: RunStore, run: Run, message: ChunkMessage, l
 
 def _tag_bit(run: Run, segment: str) -> int:
     """The bit of a segment's tag in the run's tag table (0 when the export does not tag)."""
-    if not run.export.tag_contacts or segment not in run.sync_tags:
+    tag = run.export.tag_of(segment)
+    if tag is None or tag not in run.sync_tags:
         return 0
-    return 1 << run.sync_tags.index(segment)
+    return 1 << run.sync_tags.index(tag)
 
 
 def _count(store: RunStore, run_id: str, seq: int, me: str, result: results.ChunkResult | None = None) -> None:

@@ -26,9 +26,11 @@ def api_settings(settings, sandbox):
 
 @pytest.fixture()
 def export_of(api_settings, api_connection, omnisend_key, segments_container):
-    """export_of(segments, tag_contacts=True, **connection_changes) -> a stored Export on a new connection."""
+    """export_of(segments, tag_contacts=True, tags=None, **connection_changes) -> a stored Export on a new
+    connection (`tags`: segment -> tag, where not the segment's name)."""
 
-    def make(segments: list[str], tag_contacts: bool = True, run_on=("schedule",), **connection_changes):
+    def make(segments: list[str], tag_contacts: bool = True, run_on=("schedule",), tags: dict | None = None,
+             **connection_changes):
         connection = api_connection(api_key=connection_changes.pop("api_key", omnisend_key),
                                     requests_per_minute=50_000, tag_requests_per_minute=50_000,
                                     **connection_changes)
@@ -36,7 +38,7 @@ def export_of(api_settings, api_connection, omnisend_key, segments_container):
         export = documents.Export(
             id=documents.new_id(), display_name="test", connection_id=connection.id, segments=list(segments),
             mapping=dict(DEFAULT_MAPPING), created_at=now, updated_at=now, created_by="admin@contoso.com",
-            run_on=list(run_on), tag_contacts=tag_contacts,
+            run_on=list(run_on), tag_contacts=tag_contacts, tags=dict(tags or {}),
         )
         documents.DocumentStore(api_settings).put_export(export)
         return export
