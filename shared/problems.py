@@ -26,6 +26,7 @@ PROBLEMS: dict[str, tuple[int, str]] = {
     "method_not_allowed": (405, "Method not allowed on this route"),
     "connection_in_use": (409, "The connection is used by exports"),
     "run_in_progress": (409, "The export has a run in progress"),
+    "tag_in_use": (409, "Another export on the connection sets the same tag"),
     "edit_conflict": (409, "The document was changed at the same time"),
     "precondition_failed": (412, "The document changed since you read it"),
     "body_too_large": (413, "The request body is too large"),

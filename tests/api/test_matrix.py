@@ -33,9 +33,9 @@ def build_world(api_settings, api_connection, api_segments, omnisend_key):
         private, shared, unused = (api_connection("admins"), api_connection("adminsAndContributors"),
                                    api_connection("admins"))
 
-        def export_body(connection_id: str) -> dict:
+        def export_body(connection_id: str) -> dict:  # untagged: several on one connection set no tag twice
             return {"displayName": "Matrix", "connectionId": connection_id, "segments": ["Vip"],
-                    "mapping": dict(DEFAULT_MAPPING), "runOn": []}
+                    "mapping": dict(DEFAULT_MAPPING), "runOn": [], "tagContacts": False}
 
         from tests.api.conftest import ApiCaller
 
