@@ -84,12 +84,11 @@ def _check_tags_free(context: Context, export: Export) -> None:
         shared = [tag for tag in mine if tag in other.effective_tags()]
         if shared:
             tag = shared[0]
-            segment = mine[tag]
-            where = (f"tags.{shown_key(segment)}" if segment in export.tags
-                     else f"segments[{export.segments.index(segment)}]")
+            segment = mine[tag]  # the error sits where the fix goes: the segment's tag, named or not
             raise ApiProblem("tag_in_use", f"export {other.display_name!r} ({other.id}) on the same connection already "
                              f"tags contacts {tag!r}: choose another tag for segment {segment!r}",
-                             [FieldError(where, f"tag {tag!r} is set by export {other.display_name!r}")],
+                             [FieldError(f"tags.{shown_key(segment)}", f"tag {tag!r} is set by export "
+                                                                       f"{other.display_name!r}")],
                              extra={"tag": tag, "exportId": other.id})
 
 

@@ -321,7 +321,7 @@ def test_two_exports_on_one_connection_cannot_set_the_same_tag(api, api_connecti
     assert "'VIPs'" in problem["detail"] and "'Vip'" in problem["detail"]
     assert problem["errors"] == [{"field": "tags.Newsletter", "message": "tag 'Vip' is set by export 'VIPs'"}]
     same = api("POST", "exports", json_body=export_body(connection.id, ["Newsletter", "Vip"])).json()
-    assert (same["code"], same["errors"][0]["field"]) == ("tag_in_use", "segments[1]")
+    assert (same["code"], same["errors"][0]["field"]) == ("tag_in_use", "tags.Vip")  # where the fix goes
 
     # Not tagging, another tag, or another connection: fine.
     untagged = api("POST", "exports", json_body=export_body(connection.id, ["Vip"], tagContacts=False))
