@@ -88,6 +88,8 @@ def test_admin_creates_an_export_by_picking_columns_runs_it_and_downloads_the_re
     assert "PrimaryEmail" in options and "LifetimeValue" in options
     page.get_by_label("Schedule", exact=True).uncheck()
     page.get_by_label("Upload").uncheck()
+    expect(page.get_by_label("Tag for Vip")).to_have_value("Vip")  # the segment's name, unless changed
+    page.get_by_label("Tag for Vip").fill("VIP customers")
     check_page(page, "export-form", screenshot=True)
     page.get_by_role("button", name="Save").click()
 
@@ -99,7 +101,7 @@ def test_admin_creates_an_export_by_picking_columns_runs_it_and_downloads_the_re
     saved = next(item for item in stack.call("GET", "exports").json()["exports"] if item["displayName"] == "VIPs to Omnisend")
     assert saved["mapping"] == {"email": "PrimaryEmail", "firstName": "FirstName", "lastName": "LastName",
                                 "country": "Country", "city": "City", "postalCode": "PostCode"}
-    assert saved["segments"] == ["Vip"] and saved["runOn"] == []
+    assert saved["segments"] == ["Vip"] and saved["runOn"] == [] and saved["tags"] == {"Vip": "VIP customers"}
     check_page(page, "exports")
 
     row.get_by_role("button", name="Run now: VIPs to Omnisend").click()
@@ -195,9 +197,17 @@ def test_an_export_gets_its_own_schedule_with_errors_beside_its_fields_and_shows
     page.get_by_label("Time zone").fill("Europe/Vilnius")
     page.get_by_role("button", name="Save").click()
 
+    # "Weekly VIPs" on the same connection tags Vip contacts "Vip" already: the tag field says so.
+    expect(page.locator(".form-summary")).to_contain_text("Another export on the connection sets the same tag")
+    expect(page.locator("[data-field-box='tags.Vip'] .error")).to_contain_text("set by export 'Weekly VIPs'")
+    expect(page.get_by_label("Tag for Vip")).to_have_attribute("aria-invalid", "true")
+    page.get_by_label("Tag for Vip").fill("Morning VIPs")
+    page.get_by_role("button", name="Save").click()
+
     expect(page.get_by_role("heading", level=1)).to_have_text("Exports")
     saved = next(item for item in stack.call("GET", "exports").json()["exports"] if item["displayName"] == "Morning VIPs")
     assert saved["schedule"] == {"cron": "0 0 6 * * *", "timeZone": "Europe/Vilnius"} and saved["nextRunAt"]
+    assert saved["tags"] == {"Vip": "Morning VIPs"}
     row = page.get_by_role("row").filter(has_text="Morning VIPs")
     expect(row.locator("[data-label='Next run'] time")).to_have_attribute("datetime", saved["nextRunAt"])
     expect(row).to_contain_text("0 0 6 * * * (Europe/Vilnius)")
@@ -207,6 +217,7 @@ def test_an_export_gets_its_own_schedule_with_errors_beside_its_fields_and_shows
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(re.compile("Runs of"))
     assert stack.call("GET", f"exports/{saved['id']}").json()["schedule"] is None
+    assert stack.call("GET", f"exports/{saved['id']}").json()["tags"] == {"Vip": "Morning VIPs"}  # kept by an edit
 
 
 def test_an_export_maps_birthdate_gender_and_a_custom_property_and_a_bad_name_is_shown_beside_it(
@@ -226,6 +237,7 @@ def test_an_export_maps_birthdate_gender_and_a_custom_property_and_a_bad_name_is
     row.get_by_label("Type").select_option("number")
     expect(row.get_by_label("Separator")).to_be_hidden()  # lists only
     row.get_by_label("When a value cannot be converted").select_option("omit")
+    page.get_by_label("Tag for Vip").fill("VIPs by value")
     page.get_by_role("button", name="Save").click()
 
     error = row.locator("[data-field-box$='.name'] .error")
@@ -257,11 +269,11 @@ def test_an_export_maps_birthdate_gender_and_a_custom_property_and_a_bad_name_is
 
 
 def test_an_edit_after_someone_else_changed_the_export_says_so(open_page, stack, shared_connections):
-    export, etag = stack.export("Edited twice", shared_connections["shared"]["id"])
+    export, etag = stack.export("Edited twice", shared_connections["shared"]["id"], tags={"Vip": "Edited twice"})
     page = open_page("admin", f"/#/exports/{export['id']}/edit")
     expect(page.get_by_label("Display name")).to_have_value("Edited twice")
     expect(page.get_by_label("Email")).to_have_value(DEFAULT_MAPPING["email"])
-    changed = {key: export[key] for key in ("connectionId", "segments", "mapping", "runOn", "tagContacts")}
+    changed = {key: export[key] for key in ("connectionId", "segments", "mapping", "runOn", "tagContacts", "tags")}
     stack.call("PUT", f"exports/{export['id']}", {**changed, "displayName": "Changed by a colleague"},
                headers={"If-Match": etag})
     page.get_by_label("Display name").fill("My change")
