@@ -73,23 +73,37 @@ def _stored_tags(tags: dict[str, str], segment_names: list[str]) -> dict[str, st
 
 
 def _check_tags_free(context: Context, export: Export) -> None:
-    """409 `tag_in_use` when another export on the same connection sets one of this export's tags: each
-    export removes only the tags it set, so two exports must not set the same one."""
+    """409 `tag_in_use` when another export on the same connection sets one of this export's tags, or
+    still owns it (a tag it renamed or stopped setting stays on the contacts it tagged until its next
+    run takes it off): each export removes only the tags it set, so no two may own the same one."""
     mine = export.effective_tags()
     if not mine:
         return
     for other in context.store.list_exports():
         if other.id == export.id or other.connection_id != export.connection_id:
             continue
-        shared = [tag for tag in mine if tag in other.effective_tags()]
+        shared, why = [tag for tag in mine if tag in other.effective_tags()], "tags contacts {!r}"
+        if not shared:
+            owned = _state_tags(context.settings, other.id)
+            shared = [tag for tag in mine if tag in owned]
+            why = "still owns tag {!r} on the contacts it tagged, until its next run takes it off"
         if shared:
             tag = shared[0]
             segment = mine[tag]  # the error sits where the fix goes: the segment's tag, named or not
-            raise ApiProblem("tag_in_use", f"export {other.display_name!r} ({other.id}) on the same connection already "
-                             f"tags contacts {tag!r}: choose another tag for segment {segment!r}",
+            raise ApiProblem("tag_in_use", f"export {other.display_name!r} ({other.id}) on the same connection "
+                             f"{why.format(tag)}: choose another tag for segment {segment!r}",
                              [FieldError(f"tags.{shown_key(segment)}", f"tag {tag!r} is set by export "
                                                                        f"{other.display_name!r}")],
                              extra={"tag": tag, "exportId": other.id})
+
+
+def _state_tags(settings: Settings, export_id: str) -> tuple[str, ...]:
+    """The tags an export's sync state says it set on some contact (its header only; none before a run)."""
+    from .. import sync
+    from ..storage import container
+
+    found = sync.SyncStateStore(container(settings, settings.state_container)).load_info(export_id)
+    return found[0].tags if found else ()
 
 
 EXPORT_FIELDS = (

@@ -360,6 +360,10 @@ def test_renaming_a_tag_moves_it_on_the_next_run_and_spares_a_hand_made_tag_of_t
     renamed = api("PUT", f"exports/{export['id']}",
                   json_body=export_body(connection.id, ["Vip"], runOn=[], tags={"Vip": "VIP customers"}))
     assert renamed.status == 200 and renamed.json()["tags"] == {"Vip": "VIP customers"}
+    # Until the next run has taken it off, the old tag is still the export's: no other export may take it.
+    early = api("POST", "exports", json_body=export_body(connection.id, ["Vip"], runOn=[]))
+    assert (early.status, early.json()["code"], early.json()["exportId"]) == (409, "tag_in_use", export["id"])
+    assert "still owns tag 'Vip'" in early.json()["detail"]
     second = finish_run(api("POST", f"exports/{export['id']}/runs").json()["runId"])
 
     assert second["status"] == "succeeded" and second["untagged"] == len(members)
@@ -372,3 +376,4 @@ def test_renaming_a_tag_moves_it_on_the_next_run_and_spares_a_hand_made_tag_of_t
     third = finish_run(api("POST", f"exports/{export['id']}/runs").json()["runId"])
     assert (third["status"], third["counts"]["sent"], third["untagged"]) == ("succeeded", 0, 0)
     assert sandbox.all_tags() == tags
+    assert api("POST", "exports", json_body=export_body(connection.id, ["Vip"], runOn=[])).status == 201  # now free
