@@ -20,10 +20,10 @@ from datetime import datetime, timezone
 
 from ..blobstate import parse_utc
 from ..settings import Settings
-from . import ending, finisher, lock, outbox, paths, planner
+from . import approval, ending, finisher, lock, outbox, paths, planner
 from .errors import RunNotFoundError
 from .finisher import Verdict
-from .messages import PlanMessage, UntagMessage
+from .messages import ApproveMessage, PlanMessage, UntagMessage
 from .model import Run
 from .store import RunStore
 
@@ -76,6 +76,9 @@ def _watch(store: RunStore, export_id: str, now: datetime, policy: finisher.Watc
             report.released.append(export_id)
         return
     report.checked += 1
+    if run.applying_removals:  # an ended run applying approved removals holds its export meanwhile
+        _watch_approval(store, run, now, policy, me, report)
+        return
     if run.terminal:  # it ended, but its end was not seen through (the process stopped in between)
         ending.run_ended(store, run)
         report.released.append(export_id)
@@ -93,6 +96,20 @@ def _watch(store: RunStore, export_id: str, now: datetime, policy: finisher.Watc
         sent = redrive(store, run, me)
         log.warning("watchdog: run %s made no progress for %s; %d messages sent again",
                     run.run_id, policy.stall, sent)
+        report.redriven.append(run.run_id)
+
+
+def _watch_approval(store: RunStore, run: Run, now: datetime, policy: finisher.WatchPolicy, me: str,
+                    report: WatchReport) -> None:
+    verdict = finisher.approval_verdict(run, now, _last_activity(store, run), policy)
+    if verdict is Verdict.FAIL:
+        approval.record(store, run, 0, f"applying the approved removals did not finish within RUN_MAX_HOURS "
+                        f"({store.settings.run_max_hours} h) and was stopped")
+        report.failed.append(run.run_id)
+    elif verdict is Verdict.REDRIVE:
+        store.send([ApproveMessage(run.run_id, approval.deadline(store.settings, run))])
+        log.warning("watchdog: applying the approved removals of run %s made no progress for %s; sent again",
+                    run.run_id, policy.stall)
         report.redriven.append(run.run_id)
 
 
