@@ -88,6 +88,8 @@ def _run_view(context: Context, run: Any) -> dict[str, Any]:
     view = run.to_api()
     if not context.is_admin and view.get("error"):
         view["error"] = redact_error(view["error"])
+    if not context.is_admin and view.get("removalsApproved", {}).get("error"):
+        view["removalsApproved"]["error"] = redact_error(view["removalsApproved"]["error"])
     return view
 
 
