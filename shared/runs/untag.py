@@ -35,6 +35,7 @@ from .store import Claim, RunStore
 
 log = logging.getLogger(__name__)
 
+
 def removal_calls(plan: sync.RemovalPlan, prior: sync.SyncState) -> list[tuple[str, list[str], array]]:
     """(tag, emails, email keys) of every DELETE /contacts/tags call the plan applies, in a stable order (pure)."""
     calls = []

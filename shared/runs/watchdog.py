@@ -9,7 +9,9 @@ For each such run (each on its own: one broken run does not stop the others):
 - no progress for RUN_STALL_MINUTES (the run document and its steps' progress blobs unchanged):
   what the saved state says is missing is sent again (the plan message, or the saved plan recorded;
   the chunks of opened waves not yet counted; the untag waves pending), and the run counts a redrive;
-- a lock whose run has ended, or whose run was never recorded (older than the lock's grace), is released.
+- a lock whose run has ended, or whose run was never recorded (older than the lock's grace), is released;
+- a run applying approved removals (it holds its export meanwhile): its step is sent again after
+  RUN_STALL_MINUTES without progress, and fails after RUN_MAX_HOURS from the approval.
 """
 from __future__ import annotations
 
@@ -77,7 +79,7 @@ def _watch(store: RunStore, export_id: str, now: datetime, policy: finisher.Watc
         return
     report.checked += 1
     if run.applying_removals:  # an ended run applying approved removals holds its export meanwhile
-        _watch_approval(store, run, now, policy, me, report)
+        _watch_approval(store, run, now, policy, report)
         return
     if run.terminal:  # it ended, but its end was not seen through (the process stopped in between)
         ending.run_ended(store, run)
@@ -99,7 +101,7 @@ def _watch(store: RunStore, export_id: str, now: datetime, policy: finisher.Watc
         report.redriven.append(run.run_id)
 
 
-def _watch_approval(store: RunStore, run: Run, now: datetime, policy: finisher.WatchPolicy, me: str,
+def _watch_approval(store: RunStore, run: Run, now: datetime, policy: finisher.WatchPolicy,
                     report: WatchReport) -> None:
     verdict = finisher.approval_verdict(run, now, _last_activity(store, run), policy)
     if verdict is Verdict.FAIL:

@@ -1,4 +1,4 @@
-"""Applying approved removals survives a crash anywhere: for each storage and queue call the approval step
+"""Applying approved removals survives a crash anywhere (and a lost message): for each storage and queue call the approval step
 makes, a failure injected once at that call, or the worker process dying right after it, still ends the
 approval as the fault-free one ended: the same status and count, the same tags in Omnisend, the same sync
 state (the held contacts no longer carry the tag), and the export's lock released.
@@ -154,3 +154,15 @@ def test_every_call_of_applying_an_approval_can_fail_once_or_die_and_it_still_en
 
     assert len(cases) >= 14
     assert not problems, f"{len(problems)} of {len(cases)} faults changed the approval:\n" + "\n".join(problems)
+
+
+def test_an_approval_whose_message_was_lost_is_sent_again_by_the_watchdog(approvals):
+    settings, export, run_id, _ = approvals.held_run()
+    runs.approve_removals(settings, run_id, "ann@contoso.com")
+    storage.queue(settings, settings.export_queue).clear_messages()  # as if the process died before sending
+
+    pump = Pump(settings, watchdog=True)
+    run = pump.until_applied(run_id)
+
+    assert run.removals_approved.status.value == "applied" and run.removals_approved.removed == 40
+    assert pump.watchdog_passes >= 1 and lock.read(RunStore(settings), export.id) is None
