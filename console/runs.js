@@ -1,4 +1,5 @@
-// Runs of one export, newest first: status, counts, live progress while running, cancel, rejects.
+// Runs of one export, newest first: status, counts, live progress while running, cancel, rejects,
+// tag removals held by the removal gate and their approval.
 import {get, post, segment} from "./api.js";
 import {fill, h, plural, time} from "./dom.js";
 import {describe} from "./forms.js";
@@ -58,7 +59,7 @@ export async function runsPage(context, exportId) {
       row.update(run);
       if (tbody.children[index] !== row.element) tbody.insertBefore(row.element, tbody.children[index] || null);
     });
-    if (runs.some((run) => ACTIVE.has(run.status))) poll(POLL_MS);
+    if (runs.some((run) => ACTIVE.has(run.status) || applying(run))) poll(POLL_MS);
   }
 
   function poll(delay) {
@@ -91,6 +92,32 @@ export async function runsPage(context, exportId) {
   show(runsAnswer.data.runs);
 }
 
+function applying(run) {
+  return run.removalsApproved?.status === "applying";
+}
+
+// The removals a run held: approvable unless approved already (a failed approval may be repeated).
+function approvable(run) {
+  return Boolean(run.removalsHeld) && (!run.removalsApproved || run.removalsApproved.status === "failed");
+}
+
+function heldNotes(run) {
+  const held = run.removalsHeld;
+  if (!held) return [];
+  const tags = held.tags.map((tag) => `“${tag.tag}”: ${plural(tag.leavers, "contact")} left its segment (${tag.percent}% of ${(tag.members + tag.leavers).toLocaleString()})`);
+  const notes = [h("p", {class: "held"}, `Tag removals held, over ${held.maxRemovalPercent}%: ${tags.join("; ")}. They keep the tag until approved.`)];
+  const approved = run.removalsApproved;
+  if (approved) {
+    const words = {
+      applying: `Approved by ${approved.by}: removing the tags…`,
+      applied: `Approved by ${approved.by}: ${plural(approved.removed, "contact")} lost the tag.`,
+      failed: `Approved by ${approved.by}, but the removals failed: ${approved.error || "see the run's log"}`,
+    }[approved.status] || approved.status;
+    notes.push(h("p", {class: "approval", role: "status"}, words));
+  }
+  return notes;
+}
+
 class RunRow {
   constructor(run, context, message, refresh) {
     this.runId = run.runId;
@@ -108,7 +135,8 @@ class RunRow {
   }
 
   update(run) {
-    const [, words] = STATUS[run.status] || [run.status, ""];
+    let [, words] = STATUS[run.status] || [run.status, ""];
+    if (run.removalsHeld && run.counts.rejected + run.counts.failed === 0) words = "tag removals over the export's limit wait for approval";
     fill(this.status, badge(run.status), h("br"), h("span", {class: "columns"}, words),
       run.error ? h("p", {class: "run-error"}, run.error) : null);
     const percent = Math.floor(run.progress * 100);
@@ -120,17 +148,19 @@ class RunRow {
     const counts = run.counts;
     fill(this.counts, h("p", {class: "counts"},
       `${plural(counts.rows, "row")}: ${counts.sent.toLocaleString()} sent, ${counts.rejected.toLocaleString()} rejected, ${counts.failed.toLocaleString()} failed`,
-      run.untagged ? `; ${plural(run.untagged, "contact")} lost a segment tag` : ""));
+      run.untagged ? `; ${plural(run.untagged, "contact")} lost a segment tag` : ""), ...heldNotes(run));
     fill(this.finished, time(run.finishedAt));
 
     const active = ACTIVE.has(run.status);
     const hasRejects = counts.rejected + counts.failed > 0;
-    const key = `${active}/${hasRejects}`;
+    const approve = approvable(run);
+    const key = `${active}/${hasRejects}/${approve}`;
     if (key === this.actionsKey) return;
     const hadFocus = this.actions.contains(document.activeElement);
     this.actionsKey = key;
     const buttons = [];
     if (active) buttons.push(h("button", {type: "button", class: "danger", onclick: (event) => this.cancel(event.currentTarget)}, "Cancel run"));
+    if (approve) buttons.push(h("button", {type: "button", class: "primary", onclick: (event) => this.approve(event.currentTarget)}, "Approve removals"));
     if (hasRejects) buttons.push(h("button", {type: "button", onclick: (event) => this.download(event.currentTarget)}, "Download rejects (CSV)"));
     fill(this.actions, buttons.length ? h("div", {class: "row-actions"}, buttons) : h("span", {class: "columns"}, active ? "" : "No rejects"));
     if (hadFocus) (this.actions.querySelector("button") || this.status).focus();
@@ -140,6 +170,18 @@ class RunRow {
     button.disabled = true;
     try {
       await post(`runs/${segment(this.runId)}/cancel`);
+      await this.refresh();
+    } catch (error) {
+      this.message.textContent = describe(error);
+      this.message.hidden = false;
+      button.disabled = false;
+    }
+  }
+
+  async approve(button) {
+    button.disabled = true;
+    try {
+      await post(`runs/${segment(this.runId)}/approve-removals`);
       await this.refresh();
     } catch (error) {
       this.message.textContent = describe(error);

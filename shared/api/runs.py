@@ -1,4 +1,5 @@
-"""Runs: start one, list an export's runs, read a run and its rejected rows, cancel it.
+"""Runs: start one, list an export's runs, read a run and its rejected rows, cancel it, approve its
+held tag removals.
 
 A run is judged by the connection it used (its snapshot of the export), not by the export's current
 connection: moving an export to a connection contributors may use opens its new runs to them, never
@@ -87,6 +88,8 @@ def _run_view(context: Context, run: Any) -> dict[str, Any]:
     view = run.to_api()
     if not context.is_admin and view.get("error"):
         view["error"] = redact_error(view["error"])
+    if not context.is_admin and view.get("removalsApproved", {}).get("error"):
+        view["removalsApproved"]["error"] = redact_error(view["removalsApproved"]["error"])
     return view
 
 
@@ -152,3 +155,28 @@ def cancel_run(context: Context) -> ApiResponse:
     cancelled = engine().cancel_run(context.settings, _run_id(run))
     log.info("run %s cancelled by %s", _run_id(run), context.identity)
     return json_response(200, _run_view(context, cancelled))
+
+
+@route("POST", "/runs/{runId}/approve-removals", Access.MEMBER)
+def approve_removals(context: Context) -> ApiResponse:
+    """Apply the tag removals the run's removal gate held: whoever may run the run's export may approve."""
+    run = _get_run(context)
+    get_export(context, run.export_id)
+    runs = engine()
+    try:
+        approved = runs.approve_removals(context.settings, _run_id(run), context.identity)
+    except runs.ApprovalRefused as refusal:
+        raise _refused(refusal) from None
+    log.info("held removals of run %s approved by %s", _run_id(run), context.identity)
+    return json_response(202, _run_view(context, approved), location(f"runs/{_run_id(run)}"))
+
+
+def _refused(refusal: Any) -> ApiProblem:
+    """The 409 of a refused approval (the run engine's refusal codes are the API's problem codes)."""
+    if refusal.code == "run_in_progress":
+        return ApiProblem("run_in_progress", refusal.detail, extra={"runId": refusal.active_run})
+    if refusal.code == "sync_state_replaced":
+        return ApiProblem("sync_state_replaced", refusal.detail)
+    if refusal.code == "removals_already_approved":
+        return ApiProblem("removals_already_approved", refusal.detail)
+    return ApiProblem("no_removals_held", refusal.detail)

@@ -17,11 +17,13 @@ ends. The modules, each one job:
   planner    segments into chunks, one decision per row (pure `Deduplicator`)
   worker     one chunk: map, deliver (delivery.ChunkDelivery), record its result once
   results    a chunk's result and rejects file; the run's rejects CSV, streamed
-  untag      leavers of a segment lose its tag
+  untag      leavers of a segment lose its tag (or keep it: removals over maxRemovalPercent are held)
+  approval   held removals approved: applied by a queued step under the export lock
   handlers   the queue and poison-queue handlers
   watchdog   stalled runs re-driven, overdue runs failed
   clients    a run's connection and its Omnisend client (shared rate budget)
 """
+from .approval import ApprovalRefused, approve_removals
 from .errors import RunError, RunInProgressError, RunNotFoundError
 from .handlers import fail_poisoned_message, process_message
 from .lifecycle import (
@@ -39,6 +41,7 @@ from .model import Counts, ExportSnapshot, Run, RunStatus, Trigger
 from .watchdog import WatchReport, watch_runs
 
 __all__ = [
+    "ApprovalRefused",
     "Counts",
     "ExportSnapshot",
     "Run",
@@ -48,6 +51,7 @@ __all__ = [
     "RunStatus",
     "Trigger",
     "WatchReport",
+    "approve_removals",
     "cancel_export_runs",
     "cancel_run",
     "fail_poisoned_message",

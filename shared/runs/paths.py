@@ -13,6 +13,9 @@ Layout in the state container (ETag concurrency, no database):
   runs/<runId>/rejects/<seq>-<token>.csv   the rejected and failed rows of the result with that token
   runs/<runId>/changes/<seq>-<token>.bin   what the chunk verified in Omnisend (shared.sync change log),
                                            for the sync state; the result names its token
+  runs/<runId>/held/<index>.bin            the email keys of a tag's removals the gate held (the index-th of
+                                           the run's removalsHeld), for POST /runs/<runId>/approve-removals;
+                                           applying an approval is the step `approve` (progress/approve.json)
   sync/<exportId>/state.bin                the export's sync state (shared.sync.SyncStateStore)
   runs/<runId>/unsent-before-<wave>.json   emails earlier waves did not send (for a wave's tag-only rows)
   run-index/<exportId>/<newest-first key>  one empty marker per run, for listing
@@ -63,6 +66,13 @@ def progress_prefix(run_id: str) -> str:
 
 def untag_step(wave: int) -> str:
     return f"untag-{wave}"
+
+
+APPROVE_STEP = "approve"
+
+
+def held(run_id: str, index: int) -> str:
+    return f"runs/{run_id}/held/{index}.bin"
 
 
 def result(run_id: str, seq: int) -> str:

@@ -89,6 +89,9 @@ CASES = [
     ("GET", "/runs/{runId}/rejects", "runs/{private_run}/rejects", None, (401, 403, 200)),
     ("POST", "/runs/{runId}/cancel", "runs/{shared_run}/cancel", None, (401, 200, 200)),
     ("POST", "/runs/{runId}/cancel", "runs/{private_run}/cancel", None, (401, 403, 200)),
+    # The world's runs are still queued: nothing held yet (the approval itself: tests/api/test_runs.py).
+    ("POST", "/runs/{runId}/approve-removals", "runs/{shared_run}/approve-removals", None, (401, 409, 409)),
+    ("POST", "/runs/{runId}/approve-removals", "runs/{private_run}/approve-removals", None, (401, 403, 409)),
 ]
 
 

@@ -417,3 +417,33 @@ def test_every_page_is_readable_360_px_wide(open_page, check_page, shared_connec
     overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"{path} is {overflow}px wider than 360 px"
     check_page(page, path)
+
+
+def test_held_tag_removals_are_shown_and_approved_from_the_run(open_page, stack, check_page):
+    from tools.sample_export import ProfileSlice, generate_profiles, write_plain_segment
+
+    population = generate_profiles(30, seed=21, bad_share=0.0, duplicate_share=0.0)
+    emails = [population.expected(i).email for i in range(30)]
+    connection = stack.connection("Gated shop", "adminsAndContributors", key=stack.sandbox.add_key("brand-gated"))
+    tagged = lambda: {e for e, c in stack.sandbox.contacts("brand-gated").items() if "Gated" in c["tags"]}  # noqa: E731
+    write_plain_segment(stack.segments, "Gated", ProfileSlice(population, 0, 30))
+    try:
+        export, _ = stack.export("Gated tags", connection["id"], ("Gated",), role="contributor")
+        stack.run_to_end(export["id"])
+        write_plain_segment(stack.segments, "Gated", ProfileSlice(population, 10, 20))  # 10 of 30 leave: 33%
+        held = stack.run_to_end(export["id"])
+        assert held["removalsHeld"]["tags"][0]["leavers"] == 10 and tagged() == set(emails)
+
+        page = open_page("contributor", f"/#/exports/{export['id']}/runs")
+        row = page.locator(f"tbody tr[data-run-id='{held['runId']}']")
+        expect(row.locator(".badge")).to_have_text("Partly succeeded")
+        expect(row.locator(".held")).to_contain_text("“Gated”: 10 contacts left its segment (33.33% of 30)")
+        check_page(page, "runs-held")
+        row.get_by_role("button", name="Approve removals").click()
+        expect(row.locator(".approval")).to_contain_text("10 contacts lost the tag", timeout=60_000)
+        expect(row.get_by_role("button", name="Approve removals")).to_have_count(0)
+        run = stack.call("GET", f"runs/{held['runId']}", role="contributor").json()
+        assert run["removalsApproved"]["by"] == "contributor@contoso.com" and run["removalsApproved"]["removed"] == 10
+        assert tagged() == set(emails[10:])
+    finally:
+        stack.segments.delete_blob("Gated.csv")
