@@ -206,6 +206,7 @@ class Run:
     untag_pending: list[int] | None = None  # waves whose leavers still lose the tag; None: not started
     untagged: int = 0  # contacts whose segment tag was removed because they left the segment
     mode: str = "incremental"  # the sync mode the run went in (set when planned)
+    requested_mode: str | None = None  # the mode its starter asked for (None: the planner decides)
     sync_tags: list[str] = field(default_factory=list)  # the run's tag table (set when planned)
     rate_limited: int = 0  # Omnisend 429 answers and spent budgets the run's work was deferred for
     redrives: int = 0  # times the watchdog re-sent the run's missing messages
@@ -251,7 +252,7 @@ class Run:
             "runId": self.run_id,
             "exportId": self.export_id,
             "trigger": self.trigger.value,
-            "mode": self.mode,
+            "mode": self.mode if self.planned else (self.requested_mode or self.mode),
             "status": self.status.value,
             "counts": self.counts.to_dict(),
             "progress": self.progress,
@@ -272,7 +273,8 @@ class Run:
             "wave_sizes": list(self.wave_sizes), "plan_token": self.plan_token, "waves_opened": self.waves_opened,
             "chunks_done": list(self.chunks_done),
             "untag_pending": None if self.untag_pending is None else list(self.untag_pending),
-            "untagged": self.untagged, "mode": self.mode, "sync_tags": list(self.sync_tags),
+            "untagged": self.untagged, "mode": self.mode, "requested_mode": self.requested_mode,
+            "sync_tags": list(self.sync_tags),
             "rate_limited": self.rate_limited, "redrives": self.redrives,
             "outbox": [due.to_dict() for due in self.outbox],
             "started_at": self.started_at, "updated_at": self.updated_at, "finished_at": self.finished_at,
@@ -289,6 +291,7 @@ class Run:
             plan_token=data.get("plan_token"), waves_opened=data.get("waves_opened", 0),
             chunks_done=list(data.get("chunks_done", [])), untag_pending=data.get("untag_pending"),
             untagged=data.get("untagged", 0), mode=data.get("mode", "incremental"),
+            requested_mode=data.get("requested_mode"),
             sync_tags=list(data.get("sync_tags", [])), rate_limited=data.get("rate_limited", 0),
             redrives=data.get("redrives", 0), outbox=[Due.from_dict(d) for d in data.get("outbox", [])],
             started_at=data["started_at"], updated_at=data.get("updated_at", ""),
