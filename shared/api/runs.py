@@ -160,8 +160,8 @@ def get_preview(context: Context) -> ApiResponse:
     run = _get_run(context)
     view = run.to_api()
     if view["mode"] != "preview":
-        raise ApiProblem("not_a_preview", f"run {view['runId']!r} is a {view['mode']} run; start one with "
-                         '{"mode": "preview"} for a report')
+        raise ApiProblem("not_a_preview", f"run {view['runId']!r} is not a preview (mode {view['mode']}); a run "
+                         'started with {"mode": "preview"} has a report')
     report = engine().preview_report(context.settings, view["runId"])
     if report is None:
         raise ApiProblem("preview_not_ready", f"run {view['runId']!r} is {view['status']}: its report is not "
