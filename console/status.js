@@ -15,6 +15,8 @@ export const ACTIVE = new Set(["queued", "running"]);
 
 export const TRIGGERS = {manual: "Run now", schedule: "Schedule", upload: "Upload"};
 
+export const MODES = {incremental: "incremental", full: "full", preview: "preview"};
+
 export function badge(status) {
   const [label] = STATUS[status] || [status];
   return h("span", {class: `badge ${status}`}, label);

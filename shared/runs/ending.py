@@ -24,7 +24,7 @@ def run_ended(store: RunStore, run: Run) -> None:
     """Called once when a run has reached its terminal state: releases the export and sends the
     ExportRunFinished event. A cancelled or failed run first keeps what its chunks verified in the
     export's sync state (a finished run did so in its finishing step)."""
-    if run.status in (RunStatus.CANCELLED, RunStatus.FAILED):
+    if run.status in (RunStatus.CANCELLED, RunStatus.FAILED) and run.mode != finisher.PREVIEW:
         from .untag import save_unfinished  # the finishing step's module sends through the outbox
 
         try:

@@ -10,6 +10,8 @@ from ..blobstate import parse_utc
 from ..settings import Settings
 from .model import Approval, ApprovalStatus, Counts, Due, HeldRemoval, Plan, Run, RunStatus, StepKind
 
+PREVIEW = "preview"  # shared.sync.SyncMode.PREVIEW: a run that only reports what it would do
+
 # Outbox entries older than this look abandoned (their delivery died before sending them).
 OUTBOX_GRACE = timedelta(minutes=2)
 
@@ -31,6 +33,10 @@ def record_plan(run: Run, plan: Plan, by: str, now: str) -> None:
         for planned in wave:
             if planned.counted is not None:  # nothing to send: counted without a delivery
                 count(run, planned.seq, planned.counted, 0)
+    if plan.mode == PREVIEW:  # every chunk counted by the planner, its report saved: nothing else to do
+        run.waves_opened, run.untag_pending = len(plan.waves), []
+        end(run, RunStatus.SUCCEEDED, None, now)
+        return
     run.waves_opened = plan.first_waves
     if run.waves_opened:
         run.outbox.append(Due(StepKind.WAVE, 0, run.waves_opened, by, now))

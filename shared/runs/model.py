@@ -276,6 +276,7 @@ class Run:
     removals_held: list[HeldRemoval] = field(default_factory=list)  # over maxRemovalPercent: not applied
     removals_approved: Approval | None = None  # someone approved the held removals (applying or applied)
     mode: str = "incremental"  # the sync mode the run went in (set when planned)
+    requested_mode: str | None = None  # the mode its starter asked for (None: the planner decides)
     sync_tags: list[str] = field(default_factory=list)  # the run's tag table (set when planned)
     rate_limited: int = 0  # Omnisend 429 answers and spent budgets the run's work was deferred for
     redrives: int = 0  # times the watchdog re-sent the run's missing messages
@@ -326,7 +327,7 @@ class Run:
             "runId": self.run_id,
             "exportId": self.export_id,
             "trigger": self.trigger.value,
-            "mode": self.mode,
+            "mode": self.mode if self.planned else (self.requested_mode or self.mode),
             "status": self.status.value,
             "counts": self.counts.to_dict(),
             "progress": self.progress,
@@ -355,7 +356,7 @@ class Run:
             "untag_pending": None if self.untag_pending is None else list(self.untag_pending),
             "untagged": self.untagged, "removals_held": [held.to_dict() for held in self.removals_held],
             "removals_approved": None if self.removals_approved is None else self.removals_approved.to_dict(),
-            "mode": self.mode, "sync_tags": list(self.sync_tags),
+            "mode": self.mode, "requested_mode": self.requested_mode, "sync_tags": list(self.sync_tags),
             "rate_limited": self.rate_limited, "redrives": self.redrives,
             "outbox": [due.to_dict() for due in self.outbox],
             "started_at": self.started_at, "updated_at": self.updated_at, "finished_at": self.finished_at,
@@ -374,7 +375,7 @@ class Run:
             untagged=data.get("untagged", 0),
             removals_held=[HeldRemoval.from_dict(d) for d in data.get("removals_held") or []],
             removals_approved=Approval.from_dict(data["removals_approved"]) if data.get("removals_approved") else None,
-            mode=data.get("mode", "incremental"),
+            mode=data.get("mode", "incremental"), requested_mode=data.get("requested_mode"),
             sync_tags=list(data.get("sync_tags", [])), rate_limited=data.get("rate_limited", 0),
             redrives=data.get("redrives", 0), outbox=[Due.from_dict(d) for d in data.get("outbox", [])],
             started_at=data["started_at"], updated_at=data.get("updated_at", ""),

@@ -6,6 +6,7 @@ Layout in the state container (ETag concurrency, no database):
   runs/<runId>/plan.json                   the plan: its token and every chunk, by wave; written once
   runs/<runId>/notes/<token>/<seq>.json    rows the planner decided on: duplicate rows, contact limit, tag-only
   runs/<runId>/members/<token>/<wave>.bin  the email keys of a segment, for removing its tag from leavers
+  runs/<runId>/preview/<token>.json        a preview run's report: what an incremental run would do
   runs/<runId>/progress/<step>.json        a chunk's (or untag wave's) claim and what it has done in
                                            Omnisend so far; also the last error of a step, and planning's
   runs/<runId>/results/<seq>.json          a chunk's final counts, written once (If-None-Match: *);
@@ -53,6 +54,10 @@ def notes(run_id: str, token: str, seq: int) -> str:
 
 def members(run_id: str, token: str, wave: int) -> str:
     return f"runs/{run_id}/members/{token}/{wave}.bin"
+
+
+def preview(run_id: str, token: str) -> str:
+    return f"runs/{run_id}/preview/{token}.json"
 
 
 def progress(run_id: str, step: int | str) -> str:

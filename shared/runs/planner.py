@@ -10,6 +10,11 @@ Against the export's sync state (`shared.sync`, loaded once), each row the run w
 upserted, tag-only rows only tagged, unchanged rows cost no request. A chunk with nothing to send is
 counted by the planner (its result and rejects recorded here) and never enqueued.
 
+The mode (`sync.resolve_mode`) is the one the run's starter asked for, else full for an export without
+a state or a scheduled run past its `fullResyncDays`, else incremental. A full run upserts every valid
+row. A preview classifies the rows the same way but sends and enqueues nothing: every chunk is counted
+here, and the report (counts per class, samples, leavers and the removal gate) is saved beside the plan.
+
 Planning is idempotent. Its outputs carry the plan's token, and the plan is written once
 (create-only): a duplicate planner that loses that write enqueues nothing. A redelivered plan
 message (same delivery) finishes what its first attempt started: it takes the saved plan, records it
@@ -91,6 +96,13 @@ class SyncDecider:
         self._member = sync.membership_classifier(self.prior, tag) if tag else None
         self._bit = self.prior.tag_bit(tag)
 
+    def row_class(self, key: int, fingerprint: int, note: Note | None) -> sync.RowClass:
+        """The class of a row an incremental run would send or skip (for a preview): `note` is the
+        Deduplicator's, None or TAG_ONLY (a contact an earlier segment delivers: only its tag counts)."""
+        if note is Note.TAG_ONLY:
+            return self._member(key) if self.tagging else sync.RowClass.UNCHANGED
+        return self._classify(key, fingerprint)
+
     def note(self, key: int, fingerprint: int, note: Note | None) -> Note | None:
         """The note of a row: `note` is the Deduplicator's (None: the first row of its email in the run)."""
         if note is Note.TAG_ONLY:  # an earlier segment delivers the contact: only this segment's tag matters
@@ -116,6 +128,7 @@ class SyncDecider:
 
 
 _SENDS = {None, Note.TAG_ONLY, Note.CHANGED, Note.CHANGED_TAG, Note.TAG}
+_CLASSIFIED = {None, Note.TAG_ONLY}  # the Deduplicator's notes of rows a run sends or skips (not rejects)
 
 
 def plan(settings: Settings, store: RunStore, message: PlanMessage, me: str) -> None:
@@ -179,8 +192,9 @@ def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage
 
     stored = sync.SyncStateStore(store.container).load(run.export_id)
     prior = stored.state if stored else sync.SyncState.empty()
-    mode = sync.resolve_mode(None, run.trigger.value, stored.state if stored else None,
-                             datetime.now(timezone.utc))
+    requested = sync.SyncMode(run.requested_mode) if run.requested_mode else None
+    mode = sync.resolve_mode(requested, run.trigger.value, stored.state if stored else None,
+                             datetime.now(timezone.utc), run.export.full_resync_days)
     names = tuple(segment.name for segment, _ in chosen)
     tagging = run.export.tag_contacts
     # The state keeps tags by their Omnisend name: a renamed tag is a new one, the old one is retired.
@@ -189,6 +203,8 @@ def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage
     token = secrets.token_hex(8)
     decider = Deduplicator(connection.contact_limit)
     syncer = SyncDecider(prior, mode, tagging)
+    collector = sync.PreviewCollector() if mode is sync.SyncMode.PREVIEW else None
+    members_of: dict[str, array] = {}
     waves: list[tuple[PlannedChunk, ...]] = []
     rows = seq = 0
     try:
@@ -198,7 +214,8 @@ def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage
             with io_call("segments.plan", f"{container.container_name}/{segment.name}"):
                 chunks = list(segments.plan_chunks(container, segment, settings.chunk_rows))
             for chunk in chunks:
-                notes, counted = _notes_of_chunk(container, chunk, bound, decider, syncer, connection.contact_limit)
+                notes, counted = _notes_of_chunk(container, chunk, bound, decider, syncer, connection.contact_limit,
+                                                 collector)
                 if counted is not None:  # nothing to send: counted here, never enqueued
                     counts, rejects = counted
                     record(store, run.run_id, ChunkResult(seq, counts), rejects)
@@ -210,16 +227,32 @@ def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage
                 rows += chunk.row_count
                 seq += 1
             members = array("Q", decider.end_segment())
-            store.write(paths.members(run.run_id, token, wave), members.tobytes())
+            if collector is None:
+                store.write(paths.members(run.run_id, token, wave), members.tobytes())
+            else:
+                members_of[segment.name] = members
             waves.append(tuple(planned))
     except segments.SegmentError as exc:
         raise RunFailure(str(exc)) from exc
+    if collector is not None:
+        store.write_json(paths.preview(run.run_id, token), _preview(run, prior, collector, members_of).to_api())
     return Plan(token, me, names, rows, decider.tag_only_rows > 0, tuple(waves), mode.value, sync_tags)
 
 
+def _preview(run: Run, prior: sync.SyncState, collector: sync.PreviewCollector,
+             members: dict[str, array]) -> sync.PreviewReport:
+    """What an incremental run would do, with the leavers it would untag and whether the gate would hold."""
+    segment_tags = {name: (name if run.export.tag_contacts else None) for name in members}
+    removals = sync.plan_removals(prior, segment_tags, members, max_removal_percent=run.export.max_removal_percent)
+    return collector.report(prior, removals)
+
+
 def _notes_of_chunk(container, chunk: segments.Chunk, bound, decider: Deduplicator, syncer: SyncDecider,
-                    limit: int | None) -> tuple[dict[str, str], tuple[Counts, list[Reject]] | None]:
-    """The notes of a chunk's rows; when no row of it is to be sent, its counts and rejects instead."""
+                    limit: int | None, collector: sync.PreviewCollector | None = None,
+                    ) -> tuple[dict[str, str], tuple[Counts, list[Reject]] | None]:
+    """The notes of a chunk's rows; when no row of it is to be sent, its counts and rejects instead.
+    With a preview's `collector`, nothing is sent: each row's class goes to the collector and the chunk
+    is counted (rows not rejected count as unchanged)."""
     notes: dict[str, str] = {}
     rejects: list[Reject] = []
     sends = unchanged = count = 0
@@ -232,6 +265,11 @@ def _notes_of_chunk(container, chunk: segments.Chunk, bound, decider: Deduplicat
             rejects.append(mapped.reject(chunk.segment, chunk.blob, row.number))
             continue
         note = decider.note(mapping.email_key(mapped.email))
+        if collector is not None and note in _CLASSIFIED:
+            row_class = syncer.row_class(mapping.email_key(mapped.email), sync.fingerprint(mapped.contact), note)
+            collector.add(row_class, chunk.segment, row.number, mapped.email, chunk.blob)
+            unchanged += 1
+            continue
         note = syncer.note(mapping.email_key(mapped.email), sync.fingerprint(mapped.contact), note)
         if note in _SENDS:
             sends += 1

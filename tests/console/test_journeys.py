@@ -149,6 +149,38 @@ def test_a_running_export_can_be_cancelled_and_is_not_started_twice(open_page, s
         stack.sandbox.set_faults()
 
 
+def test_run_now_in_a_mode_and_a_preview_shows_its_report_without_sending(open_page, stack, check_page,
+                                                                         shared_connections):
+    export, _ = stack.export("Previewed VIPs", shared_connections["internal"]["id"], ("Vip",))
+    first = stack.run_to_end(export["id"])
+    page = open_page("admin", f"/#/exports/{export['id']}/runs")
+    page.get_by_label("Mode").select_option("full")
+    page.get_by_role("button", name="Run now").click()
+    expect(page.locator("tbody tr")).to_have_count(2)
+    full_row = page.locator("tbody tr").first
+    expect(full_row).to_contain_text("Run now · full")
+    expect(full_row.locator(".badge")).to_have_text(re.compile("Succeeded|Partly succeeded"), timeout=60_000)
+    before = len(stack.sandbox.request_log())
+
+    page.get_by_label("Mode").select_option("preview")
+    page.get_by_role("button", name="Run now").click()
+    expect(page.locator("tbody tr")).to_have_count(3)
+    row = page.locator("tbody tr").first
+    expect(row).to_contain_text("Run now · preview")
+    expect(row.locator(".badge")).to_have_text("Succeeded", timeout=60_000)
+    expect(row).to_contain_text("nothing sent")
+    row.get_by_role("button", name="Show preview report").click()
+
+    report = page.locator(".preview-report")
+    expect(report.get_by_role("heading", level=2)).to_be_focused()
+    valid = first["counts"]["rows"] - first["counts"]["rejected"]
+    expect(report.locator('tr[data-class="unchanged"]')).to_contain_text(str(valid))
+    expect(report.locator('tr[data-class="new"]')).to_contain_text("0")
+    expect(report).to_contain_text("nobody left a segment")
+    assert [r for r in stack.sandbox.request_log()[before:] if r.method != "GET"] == []
+    check_page(page, "runs-preview")
+
+
 def test_a_failed_run_says_why_in_words(open_page, stack):
     key = stack.sandbox.add_key("brand-revoked")
     connection = stack.connection("Store with a revoked key", key=key)

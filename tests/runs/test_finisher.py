@@ -219,3 +219,13 @@ def test_the_watchdog_on_an_approval_being_applied(approved_minutes_ago, quiet_m
     assert finisher.approval_verdict(run, now, now - timedelta(minutes=quiet_minutes), policy) is verdict
     finisher.approval_done(run, 0, None, NOW)
     assert finisher.approval_verdict(run, now, now - timedelta(days=2), policy) is Verdict.NONE
+def test_a_preview_plan_ends_the_run_at_once_with_its_chunks_counted_and_nothing_queued():
+    run = a_run()
+    chunk = Chunk("A", "A.csv", "0x1", 0, 10, 1, 10, ("E",), CsvFormat())
+    waves = ((PlannedChunk(0, 0, chunk, False, Counts(10, rejected=1, unchanged=9)),),
+             (PlannedChunk(1, 1, chunk, False, Counts(10, unchanged=10)),))
+    finisher.record_plan(run, Plan("tok", "me", ("A", "B"), 20, True, waves, "preview"), "me", NOW)
+
+    assert (run.status, run.mode, run.finished_at, run.outbox) == (RunStatus.SUCCEEDED, "preview", NOW, [])
+    assert run.counts == Counts(20, rejected=1, unchanged=19) and run.untag_pending == []  # no finishing step
+    assert finisher.missing(run).nothing
