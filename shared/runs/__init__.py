@@ -18,10 +18,12 @@ ends. The modules, each one job:
   worker     one chunk: map, deliver (delivery.ChunkDelivery), record its result once
   results    a chunk's result and rejects file; the run's rejects CSV, streamed
   untag      leavers of a segment lose its tag
+  deletion   an export deleted: what is kept for it goes; with its tags first (a `delete` run)
   handlers   the queue and poison-queue handlers
   watchdog   stalled runs re-driven, overdue runs failed
   clients    a run's connection and its Omnisend client (shared rate budget)
 """
+from .deletion import delete_export, deleting_run, start_tag_removal
 from .errors import RunError, RunInProgressError, RunNotFoundError
 from .handlers import fail_poisoned_message, process_message
 from .lifecycle import (
@@ -50,6 +52,8 @@ __all__ = [
     "WatchReport",
     "cancel_export_runs",
     "cancel_run",
+    "delete_export",
+    "deleting_run",
     "fail_poisoned_message",
     "get_run",
     "iter_rejects_csv",
@@ -59,5 +63,6 @@ __all__ = [
     "start_run",
     "start_runs_for_upload",
     "start_scheduled_runs",
+    "start_tag_removal",
     "watch_runs",
 ]

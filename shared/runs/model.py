@@ -31,6 +31,7 @@ class Trigger(str, Enum):
     SCHEDULE = "schedule"
     MANUAL = "manual"
     UPLOAD = "upload"
+    DELETE = "delete"  # DELETE /exports/{id}?removeTags=true: the export's tags leave Omnisend, then the export goes
 
 
 @dataclass
@@ -205,6 +206,8 @@ class Run:
     chunks_done: list[int] = field(default_factory=list)  # chunks counted into `counts`, each once
     untag_pending: list[int] | None = None  # waves whose leavers still lose the tag; None: not started
     untagged: int = 0  # contacts whose segment tag was removed because they left the segment
+    removals_planned: int = 0  # a `delete` run: tag removals (contact, tag) its finishing step makes
+    removals_done: int = 0  # ... and how many of them are done so far (its progress)
     mode: str = "incremental"  # the sync mode the run went in (set when planned)
     sync_tags: list[str] = field(default_factory=list)  # the run's tag table (set when planned)
     rate_limited: int = 0  # Omnisend 429 answers and spent budgets the run's work was deferred for
@@ -236,11 +239,14 @@ class Run:
     def progress(self) -> float:
         if self.status in (RunStatus.SUCCEEDED, RunStatus.PARTIALLY_SUCCEEDED):
             return 1.0
-        if not self.planned_rows:
+        if self.trigger is Trigger.DELETE:  # no rows: how many of the export's tags are off
+            done, total = self.removals_done, self.removals_planned
+        else:
+            done, total = self.counts.rows, self.planned_rows
+        if not total:
             return 0.0
         # Every row counted is not the end: leavers may still be losing their tags.
-        done = self.counts.rows / self.planned_rows
-        return round(min(done, 1.0 if self.terminal else 0.99), 4)
+        return round(min(done / total, 1.0 if self.terminal else 0.99), 4)
 
     def deadline(self, max_hours: int) -> str:
         """When the watchdog fails the run, and deferred work stops waiting."""
@@ -258,8 +264,8 @@ class Run:
             "startedAt": self.started_at,
             "finishedAt": self.finished_at,
         }
-        if self.export.tag_contacts:
-            body["untagged"] = self.untagged
+        if self.export.tag_contacts or self.trigger is Trigger.DELETE:
+            body["untagged"] = max(self.untagged, self.removals_done)
         if self.error:
             body["error"] = self.error
         return body
@@ -272,7 +278,8 @@ class Run:
             "wave_sizes": list(self.wave_sizes), "plan_token": self.plan_token, "waves_opened": self.waves_opened,
             "chunks_done": list(self.chunks_done),
             "untag_pending": None if self.untag_pending is None else list(self.untag_pending),
-            "untagged": self.untagged, "mode": self.mode, "sync_tags": list(self.sync_tags),
+            "untagged": self.untagged, "removals_planned": self.removals_planned,
+            "removals_done": self.removals_done, "mode": self.mode, "sync_tags": list(self.sync_tags),
             "rate_limited": self.rate_limited, "redrives": self.redrives,
             "outbox": [due.to_dict() for due in self.outbox],
             "started_at": self.started_at, "updated_at": self.updated_at, "finished_at": self.finished_at,
@@ -288,7 +295,8 @@ class Run:
             segment_names=list(data.get("segment_names", [])), wave_sizes=list(data.get("wave_sizes", [])),
             plan_token=data.get("plan_token"), waves_opened=data.get("waves_opened", 0),
             chunks_done=list(data.get("chunks_done", [])), untag_pending=data.get("untag_pending"),
-            untagged=data.get("untagged", 0), mode=data.get("mode", "incremental"),
+            untagged=data.get("untagged", 0), removals_planned=data.get("removals_planned", 0),
+            removals_done=data.get("removals_done", 0), mode=data.get("mode", "incremental"),
             sync_tags=list(data.get("sync_tags", [])), rate_limited=data.get("rate_limited", 0),
             redrives=data.get("redrives", 0), outbox=[Due.from_dict(d) for d in data.get("outbox", [])],
             started_at=data["started_at"], updated_at=data.get("updated_at", ""),
