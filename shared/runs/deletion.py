@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 from .. import documents, schedule, sync
 from ..settings import Settings
-from . import lifecycle, paths
+from . import lifecycle, lock, paths
 from .errors import RunNotFoundError
 from .model import Plan, Run, RunStatus, Trigger
 from .store import RunStore
@@ -57,8 +57,6 @@ def start_tag_removal(settings: Settings, export: documents.Export) -> Run:
 
 def deleting_run(settings: Settings, export_id: str) -> Run | None:
     """The export's `delete` run in progress, if it has one."""
-    from . import lock
-
     store = RunStore(settings)
     holder = lock.read(store, export_id)
     if holder is None:
