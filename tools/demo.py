@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             call(session, "POST", f"{sandbox_url}/_sandbox/hand-tags",
                  {"email": HAND_TAGGED, "add": [SEGMENTS[0]], "brandID": brand})
             say(f"A marketer tagged {HAND_TAGGED} (in no segment) {SEGMENTS[0]!r} by hand in Omnisend")
-            log_start = len(call(session, "GET", f"{sandbox_url}/_sandbox/log?brief=1", None))
+            log_start = call(session, "GET", f"{sandbox_url}/_sandbox/state", None)["requestCount"]
         second = run_export(session, base, export["id"], sync_counts=True)
         if sandbox_url:
             show_requests(call(session, "GET", f"{sandbox_url}/_sandbox/log?since={log_start}", None), second)
