@@ -225,6 +225,12 @@ def replace_export(context: Context) -> ApiResponse:
         raise ApiProblem("precondition_failed", f"export {current.id!r} changed since you read it; GET it again")
     body = _parsed_body(context)
     connection, segment_names, field_mapping = _validated_export(context, body)
+    from .runs import engine
+
+    deleting = engine().deleting_run(context.settings, current.id)
+    if deleting is not None:
+        raise ApiProblem("run_in_progress", f"export {current.id!r} is being deleted: run {deleting.run_id!r} is taking "
+                         "its tags off Omnisend; cancel that run to keep the export", extra={"runId": deleting.run_id})
     export = Export(
         id=current.id, display_name=body["displayName"].strip(), connection_id=connection.id,
         segments=segment_names, mapping=field_mapping, run_on=list(body["runOn"]),
@@ -243,16 +249,37 @@ def replace_export(context: Context) -> ApiResponse:
     return _export_response(context, 200, export)
 
 
+def _remove_tags(context: Context) -> bool:
+    raw = context.request.query.get("removeTags")
+    if raw is None:
+        return False
+    if raw not in ("true", "false"):
+        raise ApiProblem("validation_failed", "removeTags must be true or false",
+                         [FieldError("removeTags", "must be true or false")])
+    return raw == "true"
+
+
 @route("DELETE", "/exports/{exportId}", Access.MEMBER)
 def delete_export(context: Context) -> ApiResponse:
+    """Delete the export, its sync state and what else is kept for it; its runs are cancelled and stay
+    readable. `?removeTags=true`: first a run takes every tag the export owns off Omnisend's contacts,
+    and the export goes when that run succeeds (202, the run's location)."""
     export = _get_export(context, context.params["exportId"])
+    remove_tags = _remove_tags(context)
     from .runs import engine
 
-    # Runs first: queued chunks of a deleted export must do nothing further.
-    engine().cancel_export_runs(context.settings, export.id)
+    runs = engine()
+    if not remove_tags:
+        runs.delete_export(context.settings, export.id)
+        log.info("export %s deleted by %s", export.id, context.identity)
+        return ApiResponse(204)
     try:
-        context.store.delete_export(export.id)
-    except DocumentNotFoundError:
-        pass  # deleted at the same time by someone else: the outcome the caller wants
-    log.info("export %s deleted by %s", export.id, context.identity)
-    return ApiResponse(204)
+        run = runs.start_tag_removal(context.settings, export)
+    except runs.RunInProgressError as error:
+        run = runs.deleting_run(context.settings, export.id)
+        if run is None or run.run_id != error.run_id:
+            raise ApiProblem("run_in_progress", f"export {export.id!r} has run {error.run_id!r} in progress; wait for "
+                             "it or cancel it, then delete the export", extra={"runId": error.run_id}) from None
+    log.info("export %s: run %s removes its tags, then deletes it (asked by %s)", export.id, run.run_id,
+             context.identity)
+    return json_response(202, {"runId": run.run_id, "status": run.status.value}, location(f"runs/{run.run_id}"))

@@ -19,11 +19,13 @@ ends. The modules, each one job:
   results    a chunk's result and rejects file; the run's rejects CSV, streamed
   untag      leavers of a segment lose its tag (or keep it: removals over maxRemovalPercent are held)
   approval   held removals approved: applied by a queued step under the export lock
+  deletion   an export deleted: what is kept for it goes; with its tags first (a `delete` run)
   handlers   the queue and poison-queue handlers
   watchdog   stalled runs re-driven, overdue runs failed
   clients    a run's connection and its Omnisend client (shared rate budget)
 """
 from .approval import ApprovalRefused, approve_removals
+from .deletion import delete_export, deleting_run, start_tag_removal
 from .errors import RunError, RunInProgressError, RunNotFoundError
 from .handlers import fail_poisoned_message, process_message
 from .lifecycle import (
@@ -55,6 +57,8 @@ __all__ = [
     "approve_removals",
     "cancel_export_runs",
     "cancel_run",
+    "delete_export",
+    "deleting_run",
     "fail_poisoned_message",
     "get_run",
     "iter_rejects_csv",
@@ -65,5 +69,6 @@ __all__ = [
     "start_run",
     "start_runs_for_upload",
     "start_scheduled_runs",
+    "start_tag_removal",
     "watch_runs",
 ]

@@ -28,7 +28,7 @@ def _new_run_id() -> str:
 def start_run(settings: Settings, export: documents.Export, trigger: str | Trigger, *,
               run_id: str | None = None, mode: str | sync.SyncMode | None = None) -> Run:
     """Record a run of `export` and queue its planning. The export's lock is taken before the run is
-    recorded: of two starts at once, one runs; the other raises RunInProgressError (manual) or is
+    recorded: of two starts at once, one runs; the other raises RunInProgressError (manual, delete) or is
     recorded as `skipped`, saying why (schedule, upload).
 
     `run_id` (scheduled runs: derived from the export and its due time) makes the start repeatable:
@@ -48,7 +48,7 @@ def start_run(settings: Settings, export: documents.Export, trigger: str | Trigg
               started_at=now, requested_mode=requested)
     holder = lock.claim(store, export.id, run.run_id)
     if holder:
-        if trigger is Trigger.MANUAL:
+        if trigger in (Trigger.MANUAL, Trigger.DELETE):
             raise RunInProgressError(holder)
         finisher.end(run, RunStatus.SKIPPED, f"skipped: run {holder} of this export is still in progress", now)
     else:

@@ -31,6 +31,7 @@ class Trigger(str, Enum):
     SCHEDULE = "schedule"
     MANUAL = "manual"
     UPLOAD = "upload"
+    DELETE = "delete"  # DELETE /exports/{id}?removeTags=true: the export's tags leave Omnisend, then the export goes
 
 
 @dataclass
@@ -275,6 +276,8 @@ class Run:
     untagged: int = 0  # contacts whose segment tag was removed because they left the segment
     removals_held: list[HeldRemoval] = field(default_factory=list)  # over maxRemovalPercent: not applied
     removals_approved: Approval | None = None  # someone approved the held removals (applying or applied)
+    removals_planned: int = 0  # a `delete` run: tag removals (contact, tag) its finishing step makes
+    removals_done: int = 0  # ... and how many of them are done so far (its progress)
     mode: str = "incremental"  # the sync mode the run went in (set when planned)
     requested_mode: str | None = None  # the mode its starter asked for (None: the planner decides)
     sync_tags: list[str] = field(default_factory=list)  # the run's tag table (set when planned)
@@ -312,11 +315,14 @@ class Run:
     def progress(self) -> float:
         if self.status in (RunStatus.SUCCEEDED, RunStatus.PARTIALLY_SUCCEEDED):
             return 1.0
-        if not self.planned_rows:
+        if self.trigger is Trigger.DELETE:  # no rows: how many of the export's tags are off
+            done, total = self.removals_done, self.removals_planned
+        else:
+            done, total = self.counts.rows, self.planned_rows
+        if not total:
             return 0.0
         # Every row counted is not the end: leavers may still be losing their tags.
-        done = self.counts.rows / self.planned_rows
-        return round(min(done, 1.0 if self.terminal else 0.99), 4)
+        return round(min(done / total, 1.0 if self.terminal else 0.99), 4)
 
     def deadline(self, max_hours: int) -> str:
         """When the watchdog fails the run, and deferred work stops waiting."""
@@ -334,8 +340,8 @@ class Run:
             "startedAt": self.started_at,
             "finishedAt": self.finished_at,
         }
-        if self.export.tag_contacts:
-            body["untagged"] = self.untagged
+        if self.export.tag_contacts or self.trigger is Trigger.DELETE:
+            body["untagged"] = max(self.untagged, self.removals_done)
         if self.removals_held:
             body["removalsHeld"] = {"reason": held_reason(self.removals_held, self.export.max_removal_percent),
                                     "maxRemovalPercent": self.export.max_removal_percent,
@@ -356,6 +362,7 @@ class Run:
             "untag_pending": None if self.untag_pending is None else list(self.untag_pending),
             "untagged": self.untagged, "removals_held": [held.to_dict() for held in self.removals_held],
             "removals_approved": None if self.removals_approved is None else self.removals_approved.to_dict(),
+            "removals_planned": self.removals_planned, "removals_done": self.removals_done,
             "mode": self.mode, "requested_mode": self.requested_mode, "sync_tags": list(self.sync_tags),
             "rate_limited": self.rate_limited, "redrives": self.redrives,
             "outbox": [due.to_dict() for due in self.outbox],
@@ -375,6 +382,7 @@ class Run:
             untagged=data.get("untagged", 0),
             removals_held=[HeldRemoval.from_dict(d) for d in data.get("removals_held") or []],
             removals_approved=Approval.from_dict(data["removals_approved"]) if data.get("removals_approved") else None,
+            removals_planned=data.get("removals_planned", 0), removals_done=data.get("removals_done", 0),
             mode=data.get("mode", "incremental"), requested_mode=data.get("requested_mode"),
             sync_tags=list(data.get("sync_tags", [])), rate_limited=data.get("rate_limited", 0),
             redrives=data.get("redrives", 0), outbox=[Due.from_dict(d) for d in data.get("outbox", [])],

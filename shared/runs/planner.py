@@ -33,10 +33,10 @@ from ..blobstate import io_call, utc_now
 from ..rejects import Reject
 from ..omnisend import AuthenticationError, PermissionDeniedError, RateLimitedError
 from ..settings import Settings
-from . import clients, ending, finisher, outbox, paths
+from . import clients, deletion, ending, finisher, outbox, paths
 from .errors import Deferred, RunFailure
 from .messages import PlanMessage, may_defer
-from .model import Counts, Note, Plan, PlannedChunk, Run, RunStatus
+from .model import Counts, Note, Plan, PlannedChunk, Run, RunStatus, Trigger
 from .results import ChunkResult, record
 from .store import RunStore
 from .worker import note_reject
@@ -178,6 +178,8 @@ def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage
         if not may_defer(message, exc.retry_after):
             raise RunFailure(f"planning gave up waiting for Omnisend's rate limit: {exc}") from exc
         raise Deferred(exc.retry_after, f"Omnisend rate limit: {exc}", rate_limited=True) from exc
+    if run.trigger is Trigger.DELETE:  # no segment to read: the finishing step takes the export's tags off
+        return deletion.removal_plan(store, run, secrets.token_hex(8), me)
 
     container = storage.container(settings, settings.segments_container)
     field_mapping = mapping.FieldMapping.from_dict(run.export.mapping)

@@ -11,6 +11,8 @@ The removal gate: a tag whose leavers are more than the export's maxRemovalPerce
 carrying it (members + leavers) keeps its removals held: not applied, the leavers keep the tag bit in
 the next state, their email keys are saved beside the run (`paths.held`) and the run ends
 partially succeeded with `removalsHeld`, until someone approves them (shared/runs/approval.py).
+A run of no segment (a `delete` run, shared/runs/deletion.py) retires every tag of the state: each
+carrier loses it.
 
 The step is one message (`untag-0`), held by a claim whose progress counts the removal calls done, so
 a redelivery resumes. The state is replaced last, in one conditional write; a state whose header names
@@ -27,7 +29,7 @@ from .. import sync
 from ..blobstate import utc_now
 from ..omnisend import MAX_TAG_EMAILS, AuthenticationError, PermissionDeniedError, RateLimitedError
 from ..settings import Settings
-from . import clients, finisher, outbox, paths, results
+from . import clients, deletion, finisher, outbox, paths, results
 from .errors import Deferred, RunFailure
 from .messages import UntagMessage, may_defer
 from .model import HeldRemoval, Run
@@ -72,7 +74,9 @@ def untag_leavers(settings: Settings, store: RunStore, message: UntagMessage, me
     calls = removal_calls(plan, prior)
     done = int(progress.get("calls", 0))
     error = progress.get("error")
+    report = deletion.removal_progress(store, run, calls)  # a delete run shows its progress
     if done < len(calls) and error is None:
+        report(done)
         client = clients.client_for(settings, clients.connection_of(settings, run))
         try:
             for index in range(done, len(calls)):
@@ -83,6 +87,7 @@ def untag_leavers(settings: Settings, store: RunStore, message: UntagMessage, me
                 client.remove_tags(emails, [tag])
                 done = index + 1
                 claim.save({"calls": done})
+                report(done)
         except (AuthenticationError, PermissionDeniedError) as exc:
             raise RunFailure(f"Omnisend refused the connection's API key during the run: {exc}") from exc
         except RateLimitedError as exc:
