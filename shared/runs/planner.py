@@ -244,7 +244,7 @@ def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage
 def _preview(run: Run, prior: sync.SyncState, collector: sync.PreviewCollector,
              members: dict[str, array]) -> sync.PreviewReport:
     """What an incremental run would do, with the leavers it would untag and whether the gate would hold."""
-    segment_tags = {name: (name if run.export.tag_contacts else None) for name in members}
+    segment_tags = {name: run.export.tag_of(name) for name in members}
     removals = sync.plan_removals(prior, segment_tags, members, max_removal_percent=run.export.max_removal_percent)
     return collector.report(prior, removals)
 
