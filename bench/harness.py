@@ -90,12 +90,13 @@ class AppProcess:
         self.process, self.url = process, url
 
     @classmethod
-    def start(cls, services: Services, *, workers: int = 4) -> "AppProcess":
+    def start(cls, services: Services, *, workers: int = 4, profile: str | None = None) -> "AppProcess":
         port = free_port()
         log = open(tempfile.mktemp(prefix="bench-app-", suffix=".log"), "w")
         process = subprocess.Popen(
             [sys.executable, "-m", "bench.apphost", "--window-seconds", str(services.window_seconds),
-             "--port", str(port), "--workers", str(workers), "--log-level", "WARNING"],
+             "--port", str(port), "--workers", str(workers), "--log-level", "WARNING",
+             *(["--profile", profile] if profile else [])],
             cwd=ROOT, env=services.app_env(), stdout=log, stderr=subprocess.STDOUT,
         )
         app = cls(process, f"http://127.0.0.1:{port}")

@@ -49,12 +49,24 @@ def test_full_chunks_stay_as_they_are():
     assert pack(ChunkPacker(max_sends=100), units) == units
 
 
-def test_chunks_without_sends_join_a_group_only_between_chunks_that_send():
+def test_chunks_without_sends_go_with_a_sending_group_between_its_chunks_and_are_counted_together_outside():
     units = pack(ChunkPacker(max_sends=100),
                  [decided(0, 0), decided(1, 5), decided(2, 0), decided(3, 5), decided(4, 0), decided(5, 0)])
 
     assert spans(units) == [("a.csv", 1, 100, 0, True), ("a.csv", 101, 300, 10, False),
-                            ("a.csv", 401, 100, 0, True), ("a.csv", 501, 100, 0, True)]
+                            ("a.csv", 401, 200, 0, True)]
+
+
+def test_chunks_counted_together_sum_their_counts_and_keep_their_rejects_in_order():
+    rejected = [decided(n, 0) for n in range(3)]
+    rejected = [Decided(d.chunk, {}, 0, (Counts(rows=ROWS, rejected=1, unchanged=ROWS - 1), [f"reject {n}"]))
+                for n, d in enumerate(rejected)]
+
+    [unit] = pack(ChunkPacker(max_sends=100), rejected)
+
+    assert (unit.chunk.start, unit.chunk.end, unit.chunk.first_row, unit.chunk.row_count) == (0, 300, 1, 300)
+    assert unit.counted == (Counts(rows=300, rejected=3, unchanged=297), ["reject 0", "reject 1", "reject 2"])
+    assert rejected[0].counted[0] == Counts(rows=ROWS, rejected=1, unchanged=ROWS - 1)  # not changed in place
 
 
 def test_a_group_ends_at_its_partition_and_at_max_chunks():
