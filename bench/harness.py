@@ -143,9 +143,19 @@ class Api:
         """Start a run and wait for its end: (the run as the API shows it, wall seconds)."""
         started = time.monotonic()
         run_id = call(self.session, "POST", f"{self.api}/exports/{export_id}/runs", None)["runId"]
-        while not (run := self.session.get(f"{self.api}/runs/{run_id}", timeout=30).json())["finishedAt"]:
+        while not (run := self._get(f"{self.api}/runs/{run_id}"))["finishedAt"]:
             time.sleep(poll)
         return run, time.monotonic() - started
+
+    def _get(self, url: str, attempts: int = 5) -> dict:
+        """A GET that waits out a busy app (a planner holding the interpreter on a loaded machine)."""
+        for attempt in range(attempts):
+            try:
+                return self.session.get(url, timeout=60).json()
+            except requests.Timeout:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def log_mark(self) -> int:
         return len(self.session.get(f"{self.admin}/log", params={"brief": 1}, timeout=60).json())
