@@ -71,7 +71,10 @@ class Deduplicator:
     def end_segment(self) -> list[int]:
         """Close the segment; returns its members (every email key it holds, sorted)."""
         members = sorted(self._current)
-        self._earlier |= self._current
+        if self._earlier:
+            self._earlier |= self._current
+        else:  # the first segment: its set becomes the earlier ones' without a copy (a million keys: 40 MB)
+            self._earlier = self._current
         self._current = set()
         return members
 
