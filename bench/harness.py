@@ -161,7 +161,7 @@ class Api:
         return len(self.session.get(f"{self.admin}/log", params={"brief": 1}, timeout=60).json())
 
     def requests_since(self, mark: int, brand: str) -> list[dict]:
-        """The sandbox's brief records (time, method, path, status, kind) of `brand` since `mark`."""
+        """The sandbox's records without bodies (time, method, path, status, kind) of `brand` since `mark`."""
         found = self.session.get(f"{self.admin}/log", params={"since": mark, "brief": 1}, timeout=120).json()
         return [r for r in found if r["brand_id"] == brand]
 
