@@ -37,6 +37,7 @@ from . import clients, deletion, ending, finisher, outbox, paths
 from .errors import Deferred, RunFailure
 from .messages import PlanMessage, may_defer
 from .model import Counts, Note, Plan, PlannedChunk, Run, RunStatus, Trigger
+from .packing import ChunkPacker, Decided
 from .results import ChunkResult, record
 from .store import RunStore
 from .worker import note_reject
@@ -75,7 +76,10 @@ class Deduplicator:
     def end_segment(self) -> list[int]:
         """Close the segment; returns its members (every email key it holds, sorted)."""
         members = sorted(self._current)
-        self._earlier |= self._current
+        if self._earlier:
+            self._earlier |= self._current
+        else:  # the first segment: its set becomes the earlier ones' without a copy (a million keys: 40 MB)
+            self._earlier = self._current
         self._current = set()
         return members
 
@@ -215,18 +219,17 @@ def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage
             syncer.start_segment(run.export.tag_of(segment.name))
             with io_call("segments.plan", f"{container.container_name}/{segment.name}"):
                 chunks = list(segments.plan_chunks(container, segment, settings.chunk_rows))
+            packer = ChunkPacker(settings.chunk_rows)
             for chunk in chunks:
-                notes, counted = _notes_of_chunk(container, chunk, bound, decider, syncer, connection.contact_limit,
-                                                 collector)
-                if counted is not None:  # nothing to send: counted here, never enqueued
-                    counts, rejects = counted
-                    record(store, run.run_id, ChunkResult(seq, counts), rejects)
-                    planned.append(PlannedChunk(seq, wave, chunk, False, counts))
-                else:
-                    if notes:
-                        store.write_json(paths.notes(run.run_id, token, seq), notes)
-                    planned.append(PlannedChunk(seq, wave, chunk, bool(notes)))
-                rows += chunk.row_count
+                decided = _notes_of_chunk(container, chunk, bound, decider, syncer, connection.contact_limit,
+                                          collector)
+                for unit in packer.add(decided):
+                    planned.append(_planned(store, run.run_id, token, seq, wave, unit))
+                    rows += unit.chunk.row_count
+                    seq += 1
+            for unit in packer.finish():
+                planned.append(_planned(store, run.run_id, token, seq, wave, unit))
+                rows += unit.chunk.row_count
                 seq += 1
             members = array("Q", decider.end_segment())
             if collector is None:
@@ -249,10 +252,20 @@ def _preview(run: Run, prior: sync.SyncState, collector: sync.PreviewCollector,
     return collector.report(prior, removals)
 
 
+def _planned(store: RunStore, run_id: str, token: str, seq: int, wave: int, unit: Decided) -> PlannedChunk:
+    """A packed unit on record: counted here when it sends nothing (never enqueued), else its notes saved."""
+    if unit.counted is not None:
+        counts, rejects = unit.counted
+        record(store, run_id, ChunkResult(seq, counts), rejects)
+        return PlannedChunk(seq, wave, unit.chunk, False, counts)
+    if unit.notes:
+        store.write_json(paths.notes(run_id, token, seq), unit.notes)
+    return PlannedChunk(seq, wave, unit.chunk, bool(unit.notes))
+
+
 def _notes_of_chunk(container, chunk: segments.Chunk, bound, decider: Deduplicator, syncer: SyncDecider,
-                    limit: int | None, collector: sync.PreviewCollector | None = None,
-                    ) -> tuple[dict[str, str], tuple[Counts, list[Reject]] | None]:
-    """The notes of a chunk's rows; when no row of it is to be sent, its counts and rejects instead.
+                    limit: int | None, collector: sync.PreviewCollector | None = None) -> Decided:
+    """The notes of a chunk's rows and how many it sends; when none, its counts and rejects too.
     With a preview's `collector`, nothing is sent: each row's class goes to the collector and the chunk
     is counted (rows not rejected count as unchanged)."""
     notes: dict[str, str] = {}
@@ -266,13 +279,14 @@ def _notes_of_chunk(container, chunk: segments.Chunk, bound, decider: Deduplicat
         if not isinstance(mapped, mapping.MappedContact):
             rejects.append(mapped.reject(chunk.segment, chunk.blob, row.number))
             continue
-        note = decider.note(mapping.email_key(mapped.email))
+        key = mapping.email_key(mapped.email)
+        note = decider.note(key)
         if collector is not None and note in _CLASSIFIED:
-            row_class = syncer.row_class(mapping.email_key(mapped.email), sync.fingerprint(mapped.contact), note)
+            row_class = syncer.row_class(key, sync.fingerprint(mapped.contact), note)
             collector.add(row_class, chunk.segment, row.number, mapped.email, chunk.blob)
             unchanged += 1
             continue
-        note = syncer.note(mapping.email_key(mapped.email), sync.fingerprint(mapped.contact), note)
+        note = syncer.note(key, sync.fingerprint(mapped.contact), note)
         if note in _SENDS:
             sends += 1
         elif note is Note.UNCHANGED:
@@ -283,5 +297,5 @@ def _notes_of_chunk(container, chunk: segments.Chunk, bound, decider: Deduplicat
         if note is not None:
             notes[str(row.number)] = note.value
     if sends:
-        return notes, None
-    return notes, (Counts(rows=count, rejected=len(rejects), unchanged=unchanged), rejects)
+        return Decided(chunk, notes, sends)
+    return Decided(chunk, notes, 0, (Counts(rows=count, rejected=len(rejects), unchanged=unchanged), rejects))

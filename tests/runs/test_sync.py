@@ -167,3 +167,23 @@ def test_two_segments_named_to_one_tag_share_it_and_a_contact_keeps_it_while_in_
 
     assert run.untagged == 5
     assert {e for e, found in sandbox.all_tags().items() if found == ["Customers"]} == set(vip) | set(news)
+def test_a_few_changes_in_many_chunks_go_out_in_full_batches(api_settings, export_of, segments_container, sandbox,
+                                                             pump):
+    people = {person(i): f"Ann{i}" for i in range(500)}  # five chunks of 100 rows
+    write_people(segments_container, "Vip", people)
+    export = export_of(["Vip"])
+    pump(runs.start_run(api_settings, export, "manual").run_id)
+    before = len(sandbox.request_log())
+
+    changed = [person(i) for i in range(7, 500, 100)] + [person(i) for i in range(450, 460)]
+    for email in changed:
+        people[email] = "Renamed"
+    people[person(499)] = "Renamed"  # the last chunk's last row
+    write_people(segments_container, "Vip", people)
+    run = pump(runs.start_run(api_settings, export, "manual").run_id)
+
+    assert run.status == "succeeded" and run.chunk_count == 1  # 16 rows to send in five chunks: one unit
+    assert sync_counts(run) == {"added": 0, "updated": 16, "unchanged": 484}
+    batches = [r for r in writes(sandbox, before) if r.path == "/batches"]
+    assert len(batches) == 1
+    assert sorted(item["firstName"] for item in batches[0].body["items"]) == ["Renamed"] * 16
