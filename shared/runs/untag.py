@@ -37,6 +37,8 @@ from .store import Claim, RunStore
 
 log = logging.getLogger(__name__)
 
+_SAVE_ATTEMPTS = 5
+
 
 def removal_calls(plan: sync.RemovalPlan, prior: sync.SyncState) -> list[tuple[str, list[str], array]]:
     """(tag, emails, email keys) of every DELETE /contacts/tags call the plan applies, in a stable order (pure)."""
@@ -110,15 +112,32 @@ def untag_leavers(settings: Settings, store: RunStore, message: UntagMessage, me
 
 
 def save_unfinished(store: RunStore, run: Run) -> None:
-    """A cancelled or failed run: what its counted chunks verified goes into the state (no removals);
-    rows never reached keep their previous state, so the next run sends them."""
+    """A cancelled or failed run: what its chunks verified goes into the state (no removals); rows
+    never reached keep their previous state, so the next run sends them.
+
+    Called when the run ends, and again by every chunk counted after that (a delivery that was
+    sending when the run was cancelled: its requests landed, so the state must know them, or a tag it
+    set would never be removed). Each call merges the change logs of every chunk with a result; the
+    changes add fingerprints and tags only, so merging them again is harmless. On a state a later run
+    saved meanwhile they are added under that run's header."""
     if not run.planned:
         return
     state_store = sync.SyncStateStore(store.container)
-    stored = state_store.load(run.export_id)
-    if stored is not None and stored.state.info.run_id == run.run_id:
-        return
-    _save(store, state_store, run, stored, _chunk_logs(store, run), full=False)
+    for _ in range(_SAVE_ATTEMPTS):
+        stored = state_store.load(run.export_id)
+        prior = stored.state if stored else sync.SyncState.empty()
+        run_id, written_at = run.run_id, utc_now()
+        if prior.info.run_id != run.run_id and prior.info.written_at > run.started_at:
+            run_id, written_at = prior.info.run_id, prior.info.written_at  # a later run's state
+        tags = sync.run_tag_table(prior.tags, run.sync_tags)
+        logs = _chunk_logs(store, run, sorted(set(run.opened_chunks) | set(run.chunks_done)))
+        nxt = sync.next_state(prior, tags, sync.merge_changes(*logs), run_id=run_id, written_at=written_at)
+        try:
+            state_store.save(run.export_id, nxt, etag=stored.etag if stored else None)
+            return
+        except sync.StateConflictError:
+            continue  # another chunk (or a later run) saved meanwhile: merge onto that
+    raise sync.StateConflictError(f"run {run.run_id}: the sync state kept changing; its outcomes were not saved")
 
 
 def _save(store: RunStore, state_store: sync.SyncStateStore, run: Run, stored: sync.StoredState | None,
@@ -137,9 +156,10 @@ def _save(store: RunStore, state_store: sync.SyncStateStore, run: Run, stored: s
             raise
 
 
-def _chunk_logs(store: RunStore, run: Run) -> list[Iterator[sync.ContactChange]]:
+def _chunk_logs(store: RunStore, run: Run, seqs: Iterable[int] | None = None) -> list[Iterator[sync.ContactChange]]:
+    """The change logs of the chunks `seqs` (default: the counted ones) that have a result."""
     logs = []
-    for seq in sorted(set(run.chunks_done)):
+    for seq in sorted(set(run.chunks_done)) if seqs is None else seqs:
         result = results.read(store, run.run_id, seq)
         data = results.read_changes(store, run.run_id, result) if result else None
         if data:

@@ -14,11 +14,11 @@ from ..blobstate import io_call
 from ..omnisend import AuthenticationError, PermissionDeniedError
 from ..rejects import Reject, RejectReason
 from ..settings import Settings
-from . import clients, ending, finisher, outbox, paths, results
+from . import clients, ending, finisher, outbox, paths, results, untag
 from .delivery import ChunkDelivery, ChunkProgress, DeliveryOutcome
 from .errors import Deferred, RunFailure, Stopped
 from .messages import ChunkMessage, may_defer
-from .model import Counts, Note, Run
+from .model import Counts, Note, Run, RunStatus
 from .store import Claim, RunStore
 
 log = logging.getLogger(__name__)
@@ -212,7 +212,11 @@ def _count(store: RunStore, run_id: str, seq: int, me: str, result: results.Chun
     result = result or results.read(store, run_id, seq)
     if result is None:
         raise LookupError(f"run {run_id}: chunk {seq} has no result to count")
-    outbox.settle(store, run_id, lambda run: finisher.count(run, seq, result.counts, result.rate_limited), me)
+    run = outbox.settle(store, run_id, lambda run: finisher.count(run, seq, result.counts, result.rate_limited), me)
+    if run.status in (RunStatus.CANCELLED, RunStatus.FAILED):
+        # Counted after the run ended (it was sending when the run was cancelled): what it verified
+        # landed in Omnisend, so it goes into the state the ending saved.
+        untag.save_unfinished(store, run)
 
 
 def fail_chunk(store: RunStore, message: ChunkMessage, me: str, detail: str) -> None:
