@@ -106,7 +106,7 @@ class Budget:
 
     Grants are counted over `window_seconds + margin_seconds`: a request may reach Omnisend up to
     `margin_seconds` later than another one granted before it (how long the grant's own write took,
-    at most half the margin, or the grant is not used; the request's trip; the instances' clocks),
+    at most half the margin, or the grant is stamped again before use; the request's trip; the instances' clocks),
     and a window of Omnisend's still holds no more than we granted in the wider one. `slack`
     requests of each window are never granted, for the one request whose trip took longer still.
     """
@@ -200,15 +200,23 @@ class BlobRateLimiter:
         self._clock = clock
         self._sleep = sleep
         self.waited_seconds = 0.0
-        self.late_grants = 0  # grants not used: their write returned too late
+        self.late_grants = 0  # grants whose write returned too late, stamped again before use
 
     def acquire(self, kind: str) -> None:
         budget = self._budgets.get(kind) or self._budgets["general"]
         name = f"ratelimits/{self._key}-{kind}.json"
+        late: int | None = None  # the stamp of our grant whose write returned too late, unused
         while True:
             grants, etag = self._read(name)
             now = self._clock()
-            decision = decide(grants, math.ceil(now * 1000), budget)
+            now_ms = math.ceil(now * 1000)
+            if late is not None and late in grants:
+                # A grant not used yet can be moved to now: counted without it, stamped again.
+                counted = list(grants)
+                counted.remove(late)
+                decision = decide(counted, now_ms, budget)
+            else:
+                decision = decide(grants, now_ms, budget)
             if not decision.granted:
                 wait = decision.wait_ms / 1000
                 if wait > self._max_wait:
@@ -226,12 +234,13 @@ class BlobRateLimiter:
             except blobstate.ConflictError:
                 self._sleep(random.uniform(0.0, 0.02))  # lost the race: another worker took a slot
                 continue
-            if self._clock() - now > budget.margin_seconds / 2:
-                # The request would leave later than the margin allows for: the grant stays counted
-                # (it cannot be taken back safely), and another is taken.
-                self.late_grants += 1
-                continue
-            return
+            if late is not None or self._clock() - now <= budget.margin_seconds / 2:
+                return
+            # The request would reach Omnisend later than the margin allows for: the grant is not
+            # used but stamped again, once (it stays counted meanwhile; a write as slow again is
+            # what the slack of the budget is for).
+            self.late_grants += 1
+            late = now_ms
 
     def _read(self, name: str) -> tuple[tuple[int, ...], str | None]:
         found = blobstate.read_json(self._container, name)
