@@ -115,9 +115,11 @@ class Budget:
     window_seconds: float = WINDOW_SECONDS
     margin_seconds: float = 1.0
     slack: int = 1
+    burst: int = 4  # pacing: at most burst + 1 grants per (burst + 1) steady intervals
 
     def __post_init__(self) -> None:
-        if self.requests_per_window < 1 or self.window_seconds <= 0 or self.margin_seconds < 0 or self.slack < 0:
+        if (self.requests_per_window < 1 or self.window_seconds <= 0 or self.margin_seconds < 0 or self.slack < 0
+                or self.burst < 0):
             raise ValueError(f"not a usable rate budget: {self}")
 
     @property
@@ -129,6 +131,16 @@ class Budget:
     def span_ms(self) -> int:
         """The span grants are counted over, in whole milliseconds (rounded up)."""
         return math.ceil((self.window_seconds + self.margin_seconds) * 1000)
+
+    @property
+    def pace_ms(self) -> int:
+        """The shorter span that holds at most `paced` (burst + 1) grants: the steady rate, spread over the window
+        instead of spent in one burst at its start (rounded up)."""
+        return math.ceil(self.span_ms * self.paced / self.grants_per_span)
+
+    @property
+    def paced(self) -> int:
+        return min(self.burst + 1, self.grants_per_span)
 
 
 @dataclass(frozen=True)
@@ -144,7 +156,8 @@ class Decision:
 def decide(grants: Sequence[int], now_ms: int, budget: Budget) -> Decision:
     """Whether a request may be granted at `now_ms`, given the grants stored: a pure function.
 
-    A grant is taken only when fewer than `grants_per_span` stored grants lie after `now_ms - span`.
+    A grant is taken only when fewer than `grants_per_span` stored grants lie after `now_ms - span`
+    (and, to spread the budget over the window, fewer than `burst + 1` after `now_ms - pace_ms`).
     Stored grants later than `now_ms` (another instance's clock runs ahead) count as well: every span
     that holds `now_ms` lies within (now_ms - span, +inf), so none of them ends up holding more than
     `grants_per_span`. That holds whatever order the instances' writes arrive in, because each write
@@ -153,12 +166,17 @@ def decide(grants: Sequence[int], now_ms: int, budget: Budget) -> Decision:
     span = budget.span_ms
     recent = sorted(g for g in grants if g > now_ms - span)
     allowed = budget.grants_per_span
-    if len(recent) < allowed:
-        recent.append(now_ms)
-        recent.sort()
-        return Decision(True, tuple(recent))
     # A slot frees when the allowed-th latest grant leaves the span: at now = g + span, g no longer counts.
-    return Decision(False, tuple(recent), recent[-allowed] + span - now_ms)
+    wait = recent[-allowed] + span - now_ms if len(recent) >= allowed else 0
+    # Pacing (not needed for the guarantee): burst + 1 grants at most in any `pace_ms`.
+    paced = budget.paced
+    if len(recent) >= paced and recent[-paced] > now_ms - budget.pace_ms:
+        wait = max(wait, recent[-paced] + budget.pace_ms - now_ms)
+    if wait > 0:
+        return Decision(False, tuple(recent), wait)
+    recent.append(now_ms)
+    recent.sort()
+    return Decision(True, tuple(recent))
 
 
 def grants_from_json(value: Any) -> tuple[int, ...]:
