@@ -52,6 +52,7 @@ bench: deps
 	$(PY) -m bench.ingest
 	$(PY) -m bench.throughput
 	$(PY) -m bench.sync_state
+	$(PY) -m bench.sync
 
 sandbox: deps
 	$(PY) -m tools.omnisend_sandbox --port 8765

@@ -17,6 +17,7 @@ import time
 
 import requests
 
+from bench.harness import per_minute as _per_minute
 from tools.azurite import start_azurite
 from tools.demo import call, start_sandbox, stop_process
 from tools.sample_export import DEFAULT_MAPPING, generate_profiles, write_ci_export
@@ -100,22 +101,6 @@ def measure(host, omnisend_url: str, name: str, tag: bool, profiles: int) -> Non
     first, last = (min(r["time"] for r in log), max(r["time"] for r in log)) if log else (0.0, 0.0)
     print(f"{'':<13}requests: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda i: -i[1]))
           + f"; Omnisend busy {last - first:.1f} s of the {wall:.1f} s wall")
-
-
-def _per_minute(records: list[dict]) -> float:
-    """The busiest sliding 60 s window's request count (the measure Omnisend's limit applies to);
-    for a run shorter than a minute, its rate scaled to a minute."""
-    times = sorted(r["time"] for r in records)
-    if len(times) < 2:
-        return float(len(times))
-    if times[-1] - times[0] < 60:
-        return len(times) / (times[-1] - times[0]) * 60
-    end, busiest = 0, 0
-    for start, t in enumerate(times):
-        while end < len(times) and times[end] < t + 60:
-            end += 1
-        busiest = max(busiest, end - start)
-    return float(busiest)
 
 
 def _cpu() -> float:

@@ -19,9 +19,11 @@ export const CONTACT_FIELDS = [
   ["gender", "Gender"],
 ];
 
-/** The form field an API error path belongs to: "mapping.email" -> "mapping.email", "segments[2]" -> "segments". */
-function fieldFor(path) {
+/** The form field an API error path belongs to: "mapping.email" -> "mapping.email", "segments[2]" -> "segments",
+ * "tags.Vip" -> "tags.Vip" (a segment's tag field; "tagContacts" when it is not on the form). */
+function fieldFor(path, form) {
   if (/^mapping\.\w+$/.test(path) || path === "schedule.cron" || path === "schedule.timeZone") return path;
+  if (path.startsWith("tags.")) return form?.querySelector(`[data-field="${CSS.escape(path)}"]`) ? path : "tagContacts";
   const root = path.replace(/[[.].*$/, "");
   return ["displayName", "connectionId", "segments", "mapping", "runOn", "tagContacts", "schedule"].includes(root) ? root : null;
 }
@@ -41,7 +43,7 @@ export async function exportForm(context, exportId) {
     get("connections", {signal}), get("segments", {signal}),
     editing ? get(`exports/${segment(exportId)}`, {signal}) : Promise.resolve(null),
   ]);
-  const existing = current?.data || {displayName: "", connectionId: "", segments: [], mapping: {}, runOn: ["schedule", "upload"], tagContacts: true, schedule: null};
+  const existing = current?.data || {displayName: "", connectionId: "", segments: [], mapping: {}, runOn: ["schedule", "upload"], tagContacts: true, tags: {}, schedule: null};
   const etag = current?.etag || null;
   const title = editing ? `Edit “${existing.displayName}”` : "New export";
   const usable = connections.data.connections;
@@ -88,7 +90,7 @@ export async function exportForm(context, exportId) {
     mappingGrid);
   const customProperties = customPropertiesEditor(existing.mapping.customProperties);
   mappingBox.append(customProperties.element);
-  const routeField = (path) => customProperties.fieldFor(path) || fieldFor(path);
+  const routeField = (path) => customProperties.fieldFor(path) || fieldFor(path, form);
 
   const chosenMapping = {...existing.mapping};
   function refreshColumns() {
@@ -145,9 +147,30 @@ export async function exportForm(context, exportId) {
   scheduleMode.addEventListener("change", showOwn);
   showOwn();
   const tags = choices({name: "tagContacts", legend: "Tags", items: [
-    {value: "yes", label: "Tag contacts with their segments' names", checked: existing.tagContacts,
+    {value: "yes", label: "Tag contacts with a tag per segment", checked: existing.tagContacts,
       hint: "(and take the tag off contacts that left a segment)"},
   ]});
+  // One tag name per chosen segment: its name unless changed. What was typed survives (un)checking segments.
+  const tagNames = new Map(Object.entries(existing.tags || {}).map(([name, tag]) => [name.toLowerCase(), tag]));
+  const tagInputs = new Map();
+  const tagFields = h("div", {class: "panel tag-names"});
+  tags.append(tagFields);
+  function refreshTags() {
+    for (const [key, input] of tagInputs) tagNames.set(key, input.value);
+    tagInputs.clear();
+    const chosen = checkedValues(segmentBox);
+    fill(tagFields,
+      h("p", {class: "hint"}, "The tag each segment’s contacts get in Omnisend. Renaming one moves it on the next run: the new tag is added, the old one taken off the contacts this export tagged (a tag someone set by hand stays). No other export on the same connection may use the same tag."),
+      chosen.map((name) => {
+        const input = h("input", {type: "text", autocomplete: "off", spellcheck: "false", maxlength: "100",
+          value: tagNames.get(name.toLowerCase()) ?? name});
+        tagInputs.set(name.toLowerCase(), input);
+        return field({name: `tags.${name}`, label: `Tag for ${name}`, control: input});
+      }));
+    tagFields.hidden = !chosen.length || !checkedValues(tags).includes("yes");
+  }
+  tags.addEventListener("change", (event) => { if (event.target.type === "checkbox") refreshTags(); });
+  segmentBox.addEventListener("change", refreshTags);
 
   const save = h("button", {type: "submit", class: "primary"}, "Save");
   const form = h("form", {novalidate: true, "aria-label": title},
@@ -171,13 +194,24 @@ export async function exportForm(context, exportId) {
     for (const [key] of CONTACT_FIELDS) if (selects.get(key).value) mapping[key] = selects.get(key).value;
     const properties = customProperties.value();
     if (Object.keys(properties).length) mapping.customProperties = properties;
+    const tagging = checkedValues(tags).includes("yes");
+    const segmentTags = {};
+    for (const chosen of checkedValues(segmentBox)) {
+      const tag = tagInputs.get(chosen.toLowerCase())?.value ?? chosen;
+      // A blank one too, while tagging: the API says what is wrong with it, beside its field.
+      if (tag !== chosen && (tagging || tag.trim())) segmentTags[chosen] = tag;
+    }
+    // Settings the form does not show are sent back as they are, so that saving here keeps them.
+    const kept = Object.fromEntries(["maxRemovalPercent", "fullResyncDays"].filter((key) => key in existing).map((key) => [key, existing[key]]));
     const body = {
+      ...kept,
       displayName: name.value,
       connectionId: connection.value,
       segments: checkedValues(segmentBox),
       mapping,
       runOn: checkedValues(runOn),
-      tagContacts: checkedValues(tags).includes("yes"),
+      tagContacts: tagging,
+      tags: segmentTags,
       schedule: checkedValues(scheduleMode).includes("own") ? {cron: cron.value, timeZone: zone.value} : null,
     };
     save.disabled = true;
@@ -210,4 +244,5 @@ export async function exportForm(context, exportId) {
     h("p", {class: "intro"}, "Choose where contacts go, which segments they come from, and which column holds each contact field."),
     form);
   refreshColumns();
+  refreshTags();
 }

@@ -13,7 +13,9 @@ export const STATUS = {
 
 export const ACTIVE = new Set(["queued", "running"]);
 
-export const TRIGGERS = {manual: "Run now", schedule: "Schedule", upload: "Upload"};
+export const TRIGGERS = {manual: "Run now", schedule: "Schedule", upload: "Upload", delete: "Delete (removing tags)"};
+
+export const MODES = {incremental: "incremental", full: "full", preview: "preview"};
 
 export function badge(status) {
   const [label] = STATUS[status] || [status];

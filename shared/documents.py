@@ -153,6 +153,17 @@ class Connection:
         )
 
 
+def segment_tag(tags: dict[str, str], segment: str) -> str:
+    """A segment's tag under an export's `tags` (segment -> tag): its entry, else its own name. Segment
+    names are case-insensitive (storage may spell one differently from the export): an entry under
+    another spelling still applies."""
+    tag = tags.get(segment)
+    if tag is None:
+        folded = segment.lower()
+        tag = next((value for key, value in tags.items() if key.lower() == folded), segment)
+    return tag
+
+
 @dataclass
 class Export:
     """An export: which segments go to which connection, how fields map, and what starts its runs."""
@@ -185,7 +196,17 @@ class Export:
     def tag_of(self, segment: str) -> str | None:
         """The tag the export gives a segment's contacts: its `tags` entry, else the segment's name;
         None when the export does not tag."""
-        return self.tags.get(segment, segment) if self.tag_contacts else None
+        return segment_tag(self.tags, segment) if self.tag_contacts else None
+
+    def effective_tags(self) -> dict[str, str]:
+        """Every tag the export sets on contacts -> the first of its segments that carries it (empty
+        when it does not tag)."""
+        found: dict[str, str] = {}
+        for segment in self.segments:
+            tag = self.tag_of(segment)
+            if tag is not None:
+                found.setdefault(tag, segment)
+        return found
 
     def to_api(self) -> dict[str, Any]:
         return {

@@ -4,19 +4,22 @@
 process under a budget (tools, tests, one-off calls such as checking a key). `BlobRateLimiter` is the
 budget shared by every worker instance of a connection, kept in one blob: Omnisend limits requests
 per brand over a sliding window, and however far the queue trigger scales out, each request first
-reserves a slot there. The blob holds a GCRA "theoretical arrival time", one float written with ETag
-concurrency, so no lease or database is needed. A limiter whose slot is further away than the caller
-should wait raises RateLimitedError, and the caller defers its work instead of sleeping.
+takes a slot there. The blob holds the grants of the last window, and a grant is taken only by a write
+conditional on the blob's ETag, so no lease or database is needed; whether a grant may be taken is a
+pure function (`decide`) of the grants stored, the time and the budget. A limiter whose slot is
+further away than the caller should wait raises RateLimitedError, and the caller defers its work
+instead of sleeping.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 from azure.storage.blob import ContainerClient
 
@@ -98,20 +101,105 @@ def shared_limiter(api_key: str, base_url: str, requests_per_minute: int = 400,
 
 @dataclass(frozen=True)
 class Budget:
+    """A connection's budget of one kind: `requests_per_window` per sliding `window_seconds`, as
+    Omnisend counts them, less what covers the trip from our grant to Omnisend's count.
+
+    Grants are counted over `window_seconds + margin_seconds`: a request may reach Omnisend up to
+    `margin_seconds` later than another one granted before it (how long the grant's own write took,
+    at most half the margin, or the grant is stamped again before use; the request's trip; the instances' clocks),
+    and a window of Omnisend's still holds no more than we granted in the wider one. `slack`
+    requests of each window are never granted, for the one request whose trip took longer still.
+    """
+
     requests_per_window: int
     window_seconds: float = WINDOW_SECONDS
-    burst: int = 4
+    margin_seconds: float = 1.0
+    slack: int = 1
+    burst: int = 4  # pacing: at most burst + 1 grants per (burst + 1) steady intervals
+
+    def __post_init__(self) -> None:
+        if (self.requests_per_window < 1 or self.window_seconds <= 0 or self.margin_seconds < 0 or self.slack < 0
+                or self.burst < 0):
+            raise ValueError(f"not a usable rate budget: {self}")
 
     @property
-    def interval(self) -> float:
-        # A full bucket admits burst + 1 requests at once, then one per interval: any window then
-        # holds at most burst + 1 + window/interval = requests_per_window requests.
-        steady = max(1, self.requests_per_window - self.burst - 1)
-        return self.window_seconds / steady
+    def grants_per_span(self) -> int:
+        """How many grants any span may hold (at least one, whatever the slack)."""
+        return max(1, self.requests_per_window - self.slack)
+
+    @property
+    def span_ms(self) -> int:
+        """The span grants are counted over, in whole milliseconds (rounded up)."""
+        return math.ceil((self.window_seconds + self.margin_seconds) * 1000)
+
+    @property
+    def pace_ms(self) -> int:
+        """The shorter span that holds at most `paced` (burst + 1) grants: the steady rate, spread over the window
+        instead of spent in one burst at its start (rounded up)."""
+        return math.ceil(self.span_ms * self.paced / self.grants_per_span)
+
+    @property
+    def paced(self) -> int:
+        return min(self.burst + 1, self.grants_per_span)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of asking for a slot: granted (with the grants to store, the new one included), or
+    not, with how long until one frees. Times are milliseconds of the limiters' shared clock."""
+
+    granted: bool
+    grants: tuple[int, ...]
+    wait_ms: int = 0
+
+
+def decide(grants: Sequence[int], now_ms: int, budget: Budget) -> Decision:
+    """Whether a request may be granted at `now_ms`, given the grants stored: a pure function.
+
+    A grant is taken only when fewer than `grants_per_span` stored grants lie after `now_ms - span`
+    (and, to spread the budget over the window, fewer than `burst + 1` after `now_ms - pace_ms`).
+    Stored grants later than `now_ms` (another instance's clock runs ahead) count as well: every span
+    that holds `now_ms` lies within (now_ms - span, +inf), so none of them ends up holding more than
+    `grants_per_span`. That holds whatever order the instances' writes arrive in, because each write
+    is conditional on the grants it counted (an ETag), and it is the invariant the tests check.
+    """
+    span = budget.span_ms
+    recent = sorted(g for g in grants if g > now_ms - span)
+    allowed = budget.grants_per_span
+    # A slot frees when the allowed-th latest grant leaves the span: at now = g + span, g no longer counts.
+    wait = recent[-allowed] + span - now_ms if len(recent) >= allowed else 0
+    # Pacing (not needed for the guarantee): burst + 1 grants at most in any `pace_ms`.
+    paced = budget.paced
+    if len(recent) >= paced and recent[-paced] > now_ms - budget.pace_ms:
+        wait = max(wait, recent[-paced] + budget.pace_ms - now_ms)
+    if wait > 0:
+        return Decision(False, tuple(recent), wait)
+    recent.append(now_ms)
+    recent.sort()
+    return Decision(True, tuple(recent))
+
+
+def grants_from_json(value: Any) -> tuple[int, ...]:
+    """The grants a budget blob holds: `{"base": ms, "grants": [ms after base, ...]}`. A blob of the
+    earlier GCRA form (`{"tat": ...}`) holds none."""
+    if not isinstance(value, dict) or "grants" not in value:
+        return ()
+    base = int(value.get("base", 0))
+    return tuple(base + int(offset) for offset in value["grants"])
+
+
+def grants_to_json(grants: Sequence[int]) -> dict:
+    base = min(grants, default=0)
+    return {"base": base, "grants": [g - base for g in grants]}
 
 
 class BlobRateLimiter:
-    """A RateLimiter shared by every instance: GCRA over one blob per connection and kind."""
+    """A RateLimiter shared by every instance: a sliding window of grants in one blob per connection and kind.
+
+    The blob holds the grants of the last span (milliseconds of `clock`, Unix time by default). A
+    slot is taken by writing the grants with the new one added, conditional on the blob's ETag: of
+    two instances that counted the same grants only one write succeeds, and the other counts again.
+    """
 
     def __init__(
         self,
@@ -130,32 +218,48 @@ class BlobRateLimiter:
         self._clock = clock
         self._sleep = sleep
         self.waited_seconds = 0.0
+        self.late_grants = 0  # grants whose write returned too late, stamped again before use
 
     def acquire(self, kind: str) -> None:
         budget = self._budgets.get(kind) or self._budgets["general"]
         name = f"ratelimits/{self._key}-{kind}.json"
+        late: int | None = None  # the stamp of our grant whose write returned too late, unused
         while True:
-            tat, etag = self._read(name)
+            grants, etag = self._read(name)
             now = self._clock()
-            tat = max(tat, now)
-            wait = tat - now - budget.burst * budget.interval
-            if wait > self._max_wait:
-                raise RateLimitedError(
-                    f"request budget of {budget.requests_per_window}/{budget.window_seconds:.0f}s "
-                    f"for {kind} requests is spent",
-                    retry_after=wait,
-                )
+            now_ms = math.ceil(now * 1000)
+            if late is not None and late in grants:
+                # A grant not used yet can be moved to now: counted without it, stamped again.
+                counted = list(grants)
+                counted.remove(late)
+                decision = decide(counted, now_ms, budget)
+            else:
+                decision = decide(grants, now_ms, budget)
+            if not decision.granted:
+                wait = decision.wait_ms / 1000
+                if wait > self._max_wait:
+                    raise RateLimitedError(
+                        f"request budget of {budget.requests_per_window}/{budget.window_seconds:.0f}s "
+                        f"for {kind} requests is spent",
+                        retry_after=wait,
+                    )
+                self.waited_seconds += wait
+                self._sleep(wait + random.uniform(0.0, 0.01))  # the instances waiting do not all wake at once
+                continue
             try:
-                blobstate.write_json(self._container, name, {"tat": tat + budget.interval},
+                blobstate.write_json(self._container, name, grants_to_json(decision.grants),
                                      if_match=etag, create_only=etag is None)
             except blobstate.ConflictError:
                 self._sleep(random.uniform(0.0, 0.02))  # lost the race: another worker took a slot
                 continue
-            if wait > 0:
-                self.waited_seconds += wait
-                self._sleep(wait)
-            return
+            if late is not None or self._clock() - now <= budget.margin_seconds / 2:
+                return
+            # The request would reach Omnisend later than the margin allows for: the grant is not
+            # used but stamped again, once (it stays counted meanwhile; a write as slow again is
+            # what the slack of the budget is for).
+            self.late_grants += 1
+            late = now_ms
 
-    def _read(self, name: str) -> tuple[float, str | None]:
+    def _read(self, name: str) -> tuple[tuple[int, ...], str | None]:
         found = blobstate.read_json(self._container, name)
-        return (0.0, None) if found is None else (float(found[0]["tat"]), found[1])
+        return ((), None) if found is None else (grants_from_json(found[0]), found[1])

@@ -186,3 +186,12 @@ def test_a_stored_mapping_that_cannot_be_used_names_the_blob_and_the_field(store
         store.get_export("broken")
     assert str(raised.value).startswith("blob 'exports/broken.json': field 'mapping' cannot be used: ")
     assert message in str(raised.value)
+
+
+def test_an_exports_tags_are_its_tags_entries_else_the_segment_names_matched_case_insensitively():
+    export = make_export(segments=["Vip", "News", "Spring"], tags={"vip": "VIP customers", "Spring": "News"})
+    assert [export.tag_of(name) for name in ("Vip", "VIP", "News", "Spring")] == ["VIP customers", "VIP customers",
+                                                                                  "News", "News"]
+    assert export.effective_tags() == {"VIP customers": "Vip", "News": "News"}  # tag -> its first segment
+    untagged = make_export(segments=["Vip"], tags={"Vip": "VIP customers"}, tag_contacts=False)
+    assert untagged.tag_of("Vip") is None and untagged.effective_tags() == {}

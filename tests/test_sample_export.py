@@ -56,3 +56,19 @@ def test_expected_custom_fields_are_what_the_conversions_make_of_the_columns(quo
     assert "" in seen["birthdate"] and "1" in seen["birthdate"] and len(seen["birthdate"]) > 3
     assert seen["gender"] == {"F", "m", "Female", "MALE", "Other", ""}
     assert seen["stores"] == {0, 1, 2, 3}
+
+
+def test_the_next_day_renames_a_share_moves_the_segments_and_keeps_everyone_else_as_they_were():
+    from tools.sample_export import NextDay, demo_segments
+
+    names = ("First", "Last")
+    day_one, day_two = demo_segments(2000, names), demo_segments(2000, names, NextDay(0.05, 15, 10, 20))
+    assert [(s.first, s.count) for s in day_one.values()] == [(0, 1200), (800, 1200)]
+    assert [(s.first, s.count) for s in day_two.values()] == [(15, 1185), (810, 1210)]  # 20 new people at the end
+    before, after = day_one["First"].population, day_two["First"].population
+    renamed = [i for i in range(2000) if after.renamed(i)]
+    assert 60 <= len(renamed) <= 140  # about 5% of the valid rows
+    for i in range(2000):
+        changed = [k for k, (old, new) in enumerate(zip(before.fields(i), after.fields(i))) if old != new]
+        assert changed == ([1] if i in renamed else []), i  # only the first name, of renamed rows only
+        assert after.expected(i) == before.expected(i)

@@ -6,6 +6,12 @@ export through the HTTP API, runs it with a progress bar, and prints the summary
 one contact as Omnisend holds it. The profiles carry a loyalty tier, birthdate, gender and preferred
 stores beside the names and addresses; the export maps them (EXTENDED_MAPPING): birthdate and gender
 as contact fields, the rest (with lifetime value and last purchase date) as typed custom properties.
+
+Then the next day: Customer Insights writes the segments again with a few hundred first names
+changed, some people gone from a segment and some new ones, a marketer tags one unrelated contact by
+hand with a segment's name, and the export runs again. Only what changed is sent: the second run's
+counts (added, updated, unchanged, untagged) and the requests it made to the sandbox are printed, and
+the hand-made tag is still there.
 """
 from __future__ import annotations
 
@@ -15,7 +21,9 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from contextlib import ExitStack
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import requests
@@ -24,6 +32,7 @@ from tools.azurite import ROOT, free_port, start_azurite
 
 RESULTS = ROOT / ".local" / "runs"
 SEGMENTS = ("HighValueCustomers", "NewsletterSubscribers")
+HAND_TAGGED = "marketer.pick@example.org"  # a contact no segment holds, tagged by hand with a segment's name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,10 +49,12 @@ def main(argv: list[str] | None = None) -> int:
 
         api_key = os.environ.get("OMNISEND_API_KEY")
         omnisend_url = os.environ.get("OMNISEND_API_URL", "https://api.omnisend.com/api")
+        sandbox_url = None
         if api_key:
             say(f"Using the real Omnisend at {omnisend_url} (OMNISEND_API_KEY is set)")
         else:
             sandbox, omnisend_url, api_key = start_sandbox()
+            sandbox_url = omnisend_url.removesuffix("/api")
             stack.callback(stop_process, sandbox)
             say(f"Omnisend sandbox at {omnisend_url} (400 requests/min, 60 tag calls/min, like Omnisend)")
 
@@ -66,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"Dev host at {base} with {args.workers} queue workers")
         say(f"Console: {console} (open it to watch the run)")
 
-        expected = write_sample(azurite.connection_string, args.profiles)
+        first_day = datetime.now(timezone.utc)
+        expected = write_sample(azurite.connection_string, args.profiles, first_day)
         say(f"Wrote a Customer Insights export: {expected['rows']:,} profile rows in {len(SEGMENTS)} segments, "
             f"with loyalty tier, birthdate, gender and preferred stores")
 
@@ -78,15 +90,40 @@ def main(argv: list[str] | None = None) -> int:
             "displayName": "Sample segments to Omnisend", "connectionId": connection["id"],
             "segments": list(SEGMENTS), "mapping": expected["mapping"], "runOn": [],
         }, env)
-        run = call(session, "POST", f"{base}/exports/{export['id']}/runs", None)
-        say(f"Run {run['runId']} queued")
-        final = follow(session, f"{base}/runs/{run['runId']}")
-        rejects = save_rejects(session, f"{base}/runs/{run['runId']}/rejects", run["runId"])
-        summarize(final, rejects)
+        final = run_export(session, base, export["id"])
         show_contact(omnisend_url, api_key, SEGMENTS[0])
+
+        print()
+        changed = write_sample(azurite.connection_string, args.profiles, first_day + timedelta(days=1), next_day=True)
+        day = changed["next_day"]
+        say(f"The next day's export: {changed['rows']:,} rows; {changed['renamed']:,} people changed their first "
+            f"name, {day.left_first} left {SEGMENTS[0]} (and every segment), {day.left_last} left {SEGMENTS[-1]} "
+            f"only, {day.joined} new people joined {SEGMENTS[-1]}")
+        brand = api_key.split("-", 1)[0]
+        if sandbox_url:
+            call(session, "POST", f"{sandbox_url}/_sandbox/hand-tags",
+                 {"email": HAND_TAGGED, "add": [SEGMENTS[0]], "brandID": brand})
+            say(f"A marketer tagged {HAND_TAGGED} (in no segment) {SEGMENTS[0]!r} by hand in Omnisend")
+            log_start = call(session, "GET", f"{sandbox_url}/_sandbox/state", None)["requestCount"]
+        second = run_export(session, base, export["id"], sync_counts=True)
+        if sandbox_url:
+            show_requests(call(session, "GET", f"{sandbox_url}/_sandbox/log?since={log_start}", None), second)
+            tags = call(session, "GET", f"{sandbox_url}/_sandbox/tags?email={HAND_TAGGED}&brandID={brand}", None)
+            say(f"{HAND_TAGGED} keeps its hand-made tag: {tags[HAND_TAGGED]}")
         if sys.stdin.isatty():
             keep_serving(console)
-        return 0 if final["status"] in ("succeeded", "partiallySucceeded") else 1
+        ok = ("succeeded", "partiallySucceeded")
+        return 0 if final["status"] in ok and second["status"] in ok else 1
+
+
+def run_export(session: requests.Session, base: str, export_id: str, *, sync_counts: bool = False) -> dict:
+    """Start a run of the export, follow it to its end, save its rejects and print its summary."""
+    run = call(session, "POST", f"{base}/exports/{export_id}/runs", None)
+    say(f"Run {run['runId']} queued")
+    final = follow(session, f"{base}/runs/{run['runId']}")
+    rejects = save_rejects(session, f"{base}/runs/{run['runId']}/rejects", run["runId"])
+    summarize(final, rejects, sync_counts=sync_counts)
+    return final
 
 
 def keep_serving(console: str) -> None:
@@ -147,14 +184,22 @@ def stop_process(process: subprocess.Popen) -> None:
             process.kill()
 
 
-def write_sample(connection_string: str, count: int) -> dict:
+def write_sample(connection_string: str, count: int, when: datetime, *, next_day: bool = False) -> dict:
+    """The sample export as Customer Insights writes it at `when`; `next_day`: the same people a day later."""
+    from azure.core.exceptions import ResourceExistsError
     from azure.storage.blob import BlobServiceClient
 
     from tools import sample_export
 
     container = BlobServiceClient.from_connection_string(connection_string).get_container_client("segments")
-    container.create_container()
-    return sample_export.write_demo_export(container, count, SEGMENTS, map_custom_fields=True)
+    try:
+        container.create_container()
+    except ResourceExistsError:
+        pass
+    changes = sample_export.NextDay() if next_day else None
+    written = sample_export.write_demo_export(container, count, SEGMENTS, map_custom_fields=True, next_day=changes,
+                                              when=when)
+    return {**written, "next_day": changes}
 
 
 def call(session: requests.Session, method: str, url: str, body: dict | None) -> dict:
@@ -207,11 +252,15 @@ def save_rejects(session: requests.Session, url: str, run_id: str) -> Path:
     return path
 
 
-def summarize(run: dict, rejects: Path) -> None:
+def summarize(run: dict, rejects: Path, *, sync_counts: bool = False) -> None:
     counts = run["counts"]
     print()
-    say(f"Run {run['runId']}: {run['status']} in {run['startedAt']} → {run['finishedAt']}")
+    say(f"Run {run['runId']}: {run['status']} ({run.get('mode', 'incremental')}) in {run['startedAt']} → "
+        f"{run['finishedAt']}")
     print(json.dumps(counts, indent=2))
+    if sync_counts:
+        say(f"Added {counts.get('added', 0):,} · updated {counts.get('updated', 0):,} · "
+            f"unchanged {counts.get('unchanged', 0):,} · untagged {run.get('untagged', 0):,}")
     balanced = counts["rows"] == counts["sent"] + counts.get("unchanged", 0) + counts["rejected"] + counts["failed"]
     say(f"rows = sent + unchanged + rejected + failed: {'yes' if balanced else 'NO'}")
     if "untagged" in run:
@@ -219,6 +268,17 @@ def summarize(run: dict, rejects: Path) -> None:
     if run.get("error"):
         say(f"error: {run['error']}")
     say(f"Rejected and failed rows, with reasons: {rejects.relative_to(ROOT)}")
+
+
+def show_requests(log: list[dict], run: dict) -> None:
+    """What the run asked of Omnisend, by endpoint, from the sandbox's request log."""
+    calls = Counter(f"{record['method']} {record.get('template') or record['path']}" for record in log)
+    upserted = sum(len(record["body"].get("items", [])) for record in log
+                   if record["method"] == "POST" and record["path"] == "/batches" and isinstance(record["body"], dict))
+    say(f"Requests to Omnisend in this run: {len(log):,} "
+        f"({', '.join(f'{name}: {number}' for name, number in sorted(calls.items()))}); "
+        f"{upserted:,} contacts upserted")
+    say(f"The {run['counts'].get('unchanged', 0):,} unchanged rows cost no request")
 
 
 def show_contact(omnisend_url: str, api_key: str, segment: str) -> None:

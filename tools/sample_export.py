@@ -109,6 +109,7 @@ class ProfileSet:
     tricky_share: float = 0.01
     columns: tuple[str, ...] = CI_COLUMNS
     custom_fields: bool = False  # also the CUSTOM_COLUMNS (columns is then CI_COLUMNS + CUSTOM_COLUMNS)
+    renamed_share: float = 0.0  # valid rows whose first name changed since the day before (`renamed`)
 
     # ------------------------------------------------------------ per row
 
@@ -137,6 +138,11 @@ class ProfileSet:
         local = f"{first}.{last}".encode("ascii", "ignore").decode().replace("'", "")
         return f"{local}.{self.seed}-{i}@{self.email_domain}"
 
+    def renamed(self, i: int) -> bool:
+        """Whether valid row i carries another first name than it did before (same person, same email)."""
+        return (bool(self.renamed_share) and _mix(self.seed + 5, i) % 10_000 < self.renamed_share * 10_000
+                and self.kind(i) in (Kind.VALID, Kind.TRICKY))
+
     def expected(self, i: int) -> Expected:
         kind = self.kind(i)
         if kind in (Kind.VALID, Kind.TRICKY):
@@ -150,6 +156,8 @@ class ProfileSet:
         r = _mix(self.seed + 3, i)
         kind = self.kind(i)
         first, last = _FIRST[_mix(self.seed, i) % len(_FIRST)], _LAST[(_mix(self.seed, i) >> 8) % len(_LAST)]
+        if self.renamed(i):
+            first = _FIRST[(_mix(self.seed, i) + 1) % len(_FIRST)]
         country, state, city, post = _PLACES[r % len(_PLACES)]
         email = self._email(i)
         if kind is Kind.DUPLICATE:
@@ -252,7 +260,8 @@ def _quote(value: str, quote_all: bool) -> str:
 
 def generate_profiles(count: int, *, seed: int = 0, bad_share: float = 0.01, duplicate_share: float = 0.005,
                       email_domain: str = "example.com", quote_all: bool = False,
-                      tricky_share: float = 0.01, custom_fields: bool = False) -> ProfileSet:
+                      tricky_share: float = 0.01, custom_fields: bool = False,
+                      renamed_share: float = 0.0) -> ProfileSet:
     """A lazily generated segment of `count` CI-like profiles with a known share of bad rows.
 
     tricky_share: valid rows whose address holds quotes, a comma and a line feed.
@@ -260,12 +269,13 @@ def generate_profiles(count: int, *, seed: int = 0, bad_share: float = 0.01, dup
     custom_fields: also loyalty tier, birthdate (ISO, M/d/yyyy, with a time or empty), gender
     (m/f/male/female in any case, other or empty) and preferred stores (";"-separated), mapped by
     EXTENDED_MAPPING; the rows before these columns are the same as without them.
+    renamed_share: valid rows with another first name (`ProfileSet.renamed`), e.g. the next day's export.
     """
     if count < 0 or not 0 <= bad_share + duplicate_share <= 1:
         raise ValueError("count must be >= 0 and bad_share + duplicate_share between 0 and 1")
     columns = CI_COLUMNS + CUSTOM_COLUMNS if custom_fields else CI_COLUMNS
     return ProfileSet(count, seed, bad_share, duplicate_share, email_domain, quote_all, tricky_share, columns,
-                      custom_fields)
+                      custom_fields, renamed_share)
 
 
 def partition_bounds(count: int, partitions: int) -> list[tuple[int, int]]:
@@ -378,15 +388,51 @@ def overlapping_segments(names: tuple[str, ...], population: ProfileSet, share: 
     return {name: ProfileSlice(population, k * step, size) for k, name in enumerate(names)}
 
 
+@dataclass(frozen=True)
+class NextDay:
+    """How the next day's demo export differs from the first: first names changed, people who left
+    the first segment (and so every segment), people who left the last segment only (they stay in an
+    earlier one), and new people joining the last segment."""
+
+    renamed_share: float = 0.015
+    left_first: int = 150
+    left_last: int = 100
+    joined: int = 200
+
+
+def demo_segments(profiles: int, names: tuple[str, ...], next_day: NextDay | None = None) -> dict[str, ProfileSlice]:
+    """The `make run` segments: overlapping slices of one population of `profiles` people with some bad
+    rows, carrying the custom columns. With `next_day`, the same people a day later: a share renamed,
+    the first rows of the first and of the last segment gone, `joined` new people after the last."""
+    if next_day is None:
+        return overlapping_segments(names, generate_profiles(profiles, seed=7, bad_share=0.01, custom_fields=True))
+    population = generate_profiles(profiles + next_day.joined, seed=7, bad_share=0.01, custom_fields=True,
+                                   renamed_share=next_day.renamed_share)
+    day_one = overlapping_segments(names, generate_profiles(profiles, seed=7))
+    moved = {}
+    for k, (name, piece) in enumerate(day_one.items()):
+        first = piece.first + (next_day.left_first if k == 0 else 0) + (next_day.left_last if k == len(names) - 1 else 0)
+        stop = piece.first + piece.count + (next_day.joined if k == len(names) - 1 else 0)
+        moved[name] = ProfileSlice(population, first, stop - first)
+    return moved
+
+
 def write_demo_export(container: ContainerClient, profiles: int, names: tuple[str, ...], *,
-                      map_custom_fields: bool = False) -> dict:
-    """The sample `make run` exports: overlapping segments of `profiles` people, with some bad rows,
-    carrying the custom columns too. The mapping is DEFAULT_MAPPING, or EXTENDED_MAPPING (custom
-    properties, birthdate, gender) with map_custom_fields=True."""
-    segments = overlapping_segments(names, generate_profiles(profiles, seed=7, bad_share=0.01, custom_fields=True))
-    write_ci_export(container, segments, partitions=3)
+                      map_custom_fields: bool = False, next_day: NextDay | None = None,
+                      when: datetime | None = None) -> dict:
+    """The sample `make run` exports (`demo_segments`), written as Customer Insights writes them (`when`:
+    the export's time, default now). The mapping is DEFAULT_MAPPING, or EXTENDED_MAPPING (custom
+    properties, birthdate, gender) with map_custom_fields=True. Returns the rows, the mapping and,
+    for the next day, how many valid rows were renamed."""
+    segments = demo_segments(profiles, names, next_day)
+    write_ci_export(container, segments, partitions=3, when=when)
     mapping = EXTENDED_MAPPING if map_custom_fields else DEFAULT_MAPPING
-    return {"rows": sum(s.count for s in segments.values()), "mapping": json.loads(json.dumps(mapping))}
+    written = {"rows": sum(s.count for s in segments.values()), "mapping": json.loads(json.dumps(mapping))}
+    if next_day is not None:
+        population = next(iter(segments.values())).population
+        rows = set().union(*(range(s.first, s.first + s.count) for s in segments.values()))
+        written["renamed"] = sum(1 for i in rows if population.renamed(i))
+    return written
 
 
 def main() -> None:

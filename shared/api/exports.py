@@ -8,6 +8,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
+from ..boundedjson import shown_key
 from ..documents import (DEFAULT_FULL_RESYNC_DAYS, DEFAULT_MAX_REMOVAL_PERCENT, RUN_ON_VALUES, Connection, DocumentConflictError, DocumentNotFoundError,
                          Export, new_id, utc_now)
 from ..problems import ApiProblem, FieldError, json_type
@@ -23,6 +24,8 @@ from .validation import BodyField, boolean, integer, list_of, number, one_of, pa
 
 log = logging.getLogger(__name__)
 
+MAX_TAG_LENGTH = 100
+
 
 def _schedule(value: Any, path: str) -> list[FieldError]:
     """`{"cron": ..., "timeZone": ...}`: errors at `schedule.cron` / `schedule.timeZone` (null is allowed)."""
@@ -34,11 +37,73 @@ def _schedule(value: Any, path: str) -> list[FieldError]:
 
 
 def _tags(value: Any, path: str) -> list[FieldError]:
-    """Segment name -> tag name (1-100 characters)."""
+    """Segment name -> tag name (1-100 characters); that the names are the export's segments is
+    checked with the body (`_tag_errors`)."""
     if not isinstance(value, dict):
         return [FieldError(path, f"must be an object of segment name -> tag name, got {json_type(value)}")]
-    check = text(100)
-    return [error for segment, tag in value.items() for error in check(tag, f"{path}.{segment}")]
+    if len(value) > 100:  # at most one entry per segment
+        return [FieldError(path, f"must have at most 100 entries, got {len(value)}")]
+    check = text(MAX_TAG_LENGTH)
+    return [error for segment, tag in value.items() for error in check(tag, f"{path}.{shown_key(segment)}")]
+
+
+def _tag_errors(body: dict[str, Any]) -> list[FieldError]:
+    """Every `tags` key must name one of the body's segments (case-insensitively, as segments are found),
+    each segment at most once."""
+    segments = {name.lower(): name for name in body["segments"]}
+    named: dict[str, str] = {}
+    errors = []
+    for key in body["tags"]:
+        where = f"tags.{shown_key(key)}"
+        if key.lower() not in segments:
+            errors.append(FieldError(where, "is not one of the export's segments"))
+        elif key.lower() in named:
+            errors.append(FieldError(where, f"names the same segment as tags.{shown_key(named[key.lower()])}"))
+        else:
+            named[key.lower()] = key
+    return errors
+
+
+def _stored_tags(tags: dict[str, str], segment_names: list[str]) -> dict[str, str]:
+    """The `tags` entries as stored: under the segments' names as found, without those naming a segment's
+    tag as its own name (the default)."""
+    by_name = {name.lower(): name for name in segment_names}
+    stored = {by_name[key.lower()]: tag.strip() for key, tag in tags.items()}
+    return {segment: tag for segment, tag in stored.items() if tag != segment}
+
+
+def _check_tags_free(context: Context, export: Export) -> None:
+    """409 `tag_in_use` when another export on the same connection sets one of this export's tags, or
+    still owns it (a tag it renamed or stopped setting stays on the contacts it tagged until its next
+    run takes it off): each export removes only the tags it set, so no two may own the same one."""
+    mine = export.effective_tags()
+    if not mine:
+        return
+    for other in context.store.list_exports():
+        if other.id == export.id or other.connection_id != export.connection_id:
+            continue
+        shared, why = [tag for tag in mine if tag in other.effective_tags()], "tags contacts {!r}"
+        if not shared:
+            owned = _state_tags(context.settings, other.id)
+            shared = [tag for tag in mine if tag in owned]
+            why = "still owns tag {!r} on the contacts it tagged, until its next run takes it off"
+        if shared:
+            tag = shared[0]
+            segment = mine[tag]  # the error sits where the fix goes: the segment's tag, named or not
+            raise ApiProblem("tag_in_use", f"export {other.display_name!r} ({other.id}) on the same connection "
+                             f"{why.format(tag)}: choose another tag for segment {segment!r}",
+                             [FieldError(f"tags.{shown_key(segment)}", f"tag {tag!r} is set by export "
+                                                                       f"{other.display_name!r}")],
+                             extra={"tag": tag, "exportId": other.id})
+
+
+def _state_tags(settings: Settings, export_id: str) -> tuple[str, ...]:
+    """The tags an export's sync state says it set on some contact (its header only; none before a run)."""
+    from .. import sync
+    from ..storage import container
+
+    found = sync.SyncStateStore(container(settings, settings.state_container)).load_info(export_id)
+    return found[0].tags if found else ()
 
 
 EXPORT_FIELDS = (
@@ -76,6 +141,15 @@ def export_view(export: Export, settings: Settings, now: datetime | None = None)
     return {**export.to_api(), "nextRunAt": next_run(export, settings, now)}
 
 
+def _parsed_body(context: Context) -> dict[str, Any]:
+    body = parse_body(context.request, EXPORT_FIELDS)
+    errors = _tag_errors(body)
+    if errors:
+        raise ApiProblem("validation_failed", f"{len(errors)} invalid field(s): "
+                         + "; ".join(f"{error.field} {error.message}" for error in errors), errors)
+    return body
+
+
 def _validated_export(context: Context, body: dict[str, Any]) -> tuple[Connection, list[str], dict[str, Any]]:
     """Check an export body against stored state: connection, segments, and the mapping's columns."""
     from .. import mapping
@@ -111,17 +185,18 @@ def _export_response(context: Context, status: int, export: Export,
 
 @route("POST", "/exports", Access.MEMBER)
 def create_export(context: Context) -> ApiResponse:
-    body = parse_body(context.request, EXPORT_FIELDS)
+    body = _parsed_body(context)
     connection, segment_names, field_mapping = _validated_export(context, body)
     now = utc_now()
     export = Export(
         id=new_id(), display_name=body["displayName"].strip(), connection_id=connection.id,
         segments=segment_names, mapping=field_mapping, run_on=list(body["runOn"]),
         tag_contacts=body["tagContacts"], schedule=_stored_schedule(body["schedule"]),
-        tags={segment: tag.strip() for segment, tag in body["tags"].items()},
+        tags=_stored_tags(body["tags"], segment_names),
         max_removal_percent=float(body["maxRemovalPercent"]), full_resync_days=body["fullResyncDays"],
         created_at=now, updated_at=now, created_by=context.identity,
     )
+    _check_tags_free(context, export)
     context.store.put_export(export)  # saving never runs it
     log.info("export %s created by %s", export.id, context.identity)
     return _export_response(context, 201, export, location(f"exports/{export.id}"))
@@ -148,16 +223,23 @@ def replace_export(context: Context) -> ApiResponse:
     if_match = context.request.headers.get("If-Match")
     if if_match and if_match.strip() not in ("*", current.etag):
         raise ApiProblem("precondition_failed", f"export {current.id!r} changed since you read it; GET it again")
-    body = parse_body(context.request, EXPORT_FIELDS)
+    body = _parsed_body(context)
     connection, segment_names, field_mapping = _validated_export(context, body)
+    from .runs import engine
+
+    deleting = engine().deleting_run(context.settings, current.id)
+    if deleting is not None:
+        raise ApiProblem("run_in_progress", f"export {current.id!r} is being deleted: run {deleting.run_id!r} is taking "
+                         "its tags off Omnisend; cancel that run to keep the export", extra={"runId": deleting.run_id})
     export = Export(
         id=current.id, display_name=body["displayName"].strip(), connection_id=connection.id,
         segments=segment_names, mapping=field_mapping, run_on=list(body["runOn"]),
         tag_contacts=body["tagContacts"], schedule=_stored_schedule(body["schedule"]),
-        tags={segment: tag.strip() for segment, tag in body["tags"].items()},
+        tags=_stored_tags(body["tags"], segment_names),
         max_removal_percent=float(body["maxRemovalPercent"]), full_resync_days=body["fullResyncDays"],
         created_at=current.created_at, updated_at=utc_now(), created_by=current.created_by,
     )
+    _check_tags_free(context, export)
     try:
         context.store.put_export(export, if_match=current.etag)
     except DocumentConflictError:
@@ -167,16 +249,37 @@ def replace_export(context: Context) -> ApiResponse:
     return _export_response(context, 200, export)
 
 
+def _remove_tags(context: Context) -> bool:
+    raw = context.request.query.get("removeTags")
+    if raw is None:
+        return False
+    if raw not in ("true", "false"):
+        raise ApiProblem("validation_failed", "removeTags must be true or false",
+                         [FieldError("removeTags", "must be true or false")])
+    return raw == "true"
+
+
 @route("DELETE", "/exports/{exportId}", Access.MEMBER)
 def delete_export(context: Context) -> ApiResponse:
+    """Delete the export, its sync state and what else is kept for it; its runs are cancelled and stay
+    readable. `?removeTags=true`: first a run takes every tag the export owns off Omnisend's contacts,
+    and the export goes when that run succeeds (202, the run's location)."""
     export = _get_export(context, context.params["exportId"])
+    remove_tags = _remove_tags(context)
     from .runs import engine
 
-    # Runs first: queued chunks of a deleted export must do nothing further.
-    engine().cancel_export_runs(context.settings, export.id)
+    runs = engine()
+    if not remove_tags:
+        runs.delete_export(context.settings, export.id)
+        log.info("export %s deleted by %s", export.id, context.identity)
+        return ApiResponse(204)
     try:
-        context.store.delete_export(export.id)
-    except DocumentNotFoundError:
-        pass  # deleted at the same time by someone else: the outcome the caller wants
-    log.info("export %s deleted by %s", export.id, context.identity)
-    return ApiResponse(204)
+        run = runs.start_tag_removal(context.settings, export)
+    except runs.RunInProgressError as error:
+        run = runs.deleting_run(context.settings, export.id)
+        if run is None or run.run_id != error.run_id:
+            raise ApiProblem("run_in_progress", f"export {export.id!r} has run {error.run_id!r} in progress; wait for "
+                             "it or cancel it, then delete the export", extra={"runId": error.run_id}) from None
+    log.info("export %s: run %s removes its tags, then deletes it (asked by %s)", export.id, run.run_id,
+             context.identity)
+    return json_response(202, {"runId": run.run_id, "status": run.status.value}, location(f"runs/{run.run_id}"))

@@ -1,4 +1,5 @@
-"""Runs: start one, list an export's runs, read a run and its rejected rows, cancel it.
+"""Runs: start one (incremental, full or preview), list an export's runs, read a run, its rejected rows
+and a preview's report, cancel it, approve its held tag removals.
 
 A run is judged by the connection it used (its snapshot of the export), not by the export's current
 connection: moving an export to a connection contributors may use opens its new runs to them, never
@@ -15,10 +16,15 @@ from ..problems import ApiProblem, FieldError
 from .access import get_export
 from .http import ApiResponse, json_response, location
 from .routing import Access, Context, route
+from .validation import BodyField, one_of, parse_body
 
 log = logging.getLogger(__name__)
 
 _LIMIT = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit also takes "²", which int() refuses
+
+MODES = ("incremental", "full", "preview")  # shared.sync.SyncMode's values
+# No body (or no mode, or null): the planner decides, i.e. incremental, or full for an export's first run.
+START_FIELDS = (BodyField("mode", one_of(*MODES), default=None, nullable=True),)
 
 
 def engine():
@@ -87,6 +93,8 @@ def _run_view(context: Context, run: Any) -> dict[str, Any]:
     view = run.to_api()
     if not context.is_admin and view.get("error"):
         view["error"] = redact_error(view["error"])
+    if not context.is_admin and view.get("removalsApproved", {}).get("error"):
+        view["removalsApproved"]["error"] = redact_error(view["removalsApproved"]["error"])
     return view
 
 
@@ -110,14 +118,16 @@ def _get_run(context: Context) -> Any:
 @route("POST", "/exports/{exportId}/runs", Access.MEMBER)
 def start_run(context: Context) -> ApiResponse:
     export = get_export(context, context.params["exportId"])
+    mode = parse_body(context.request, START_FIELDS)["mode"] if context.request.body.strip() else None
     runs = engine()
     try:
-        run = runs.start_run(context.settings, export, "manual")
+        run = runs.start_run(context.settings, export, "manual", mode=mode)
     except runs.RunInProgressError as error:
         raise ApiProblem("run_in_progress", f"export {export.id!r} has run {error.run_id!r} in progress; wait for "
                          "it or cancel it", extra={"runId": error.run_id}) from None
     view = run.to_api()
-    log.info("run %s of export %s started by %s", view["runId"], export.id, context.identity)
+    log.info("run %s of export %s started by %s (mode %s)", view["runId"], export.id, context.identity,
+             mode or "default")
     return json_response(202, {"runId": view["runId"], "status": view["status"]}, location(f"runs/{view['runId']}"))
 
 
@@ -146,9 +156,49 @@ def get_rejects(context: Context) -> ApiResponse:
     })
 
 
+@route("GET", "/runs/{runId}/preview", Access.MEMBER)
+def get_preview(context: Context) -> ApiResponse:
+    """A preview run's report: what an incremental run would send, skip and untag, and the removal gate."""
+    run = _get_run(context)
+    view = run.to_api()
+    if view["mode"] != "preview":
+        raise ApiProblem("not_a_preview", f"run {view['runId']!r} is not a preview (mode {view['mode']}); a run "
+                         'started with {"mode": "preview"} has a report')
+    report = engine().preview_report(context.settings, view["runId"])
+    if report is None:
+        raise ApiProblem("preview_not_ready", f"run {view['runId']!r} is {view['status']}: its report is not "
+                         "there (yet); read the run for its status or error")
+    return json_response(200, {"runId": view["runId"], "exportId": view["exportId"], **report})
+
+
 @route("POST", "/runs/{runId}/cancel", Access.MEMBER)
 def cancel_run(context: Context) -> ApiResponse:
     run = _get_run(context)
     cancelled = engine().cancel_run(context.settings, _run_id(run))
     log.info("run %s cancelled by %s", _run_id(run), context.identity)
     return json_response(200, _run_view(context, cancelled))
+
+
+@route("POST", "/runs/{runId}/approve-removals", Access.MEMBER)
+def approve_removals(context: Context) -> ApiResponse:
+    """Apply the tag removals the run's removal gate held: whoever may run the run's export may approve."""
+    run = _get_run(context)
+    get_export(context, run.export_id)
+    runs = engine()
+    try:
+        approved = runs.approve_removals(context.settings, _run_id(run), context.identity)
+    except runs.ApprovalRefused as refusal:
+        raise _refused(refusal) from None
+    log.info("held removals of run %s approved by %s", _run_id(run), context.identity)
+    return json_response(202, _run_view(context, approved), location(f"runs/{_run_id(run)}"))
+
+
+def _refused(refusal: Any) -> ApiProblem:
+    """The 409 of a refused approval (the run engine's refusal codes are the API's problem codes)."""
+    if refusal.code == "run_in_progress":
+        return ApiProblem("run_in_progress", refusal.detail, extra={"runId": refusal.active_run})
+    if refusal.code == "sync_state_replaced":
+        return ApiProblem("sync_state_replaced", refusal.detail)
+    if refusal.code == "removals_already_approved":
+        return ApiProblem("removals_already_approved", refusal.detail)
+    return ApiProblem("no_removals_held", refusal.detail)

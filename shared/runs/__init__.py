@@ -17,11 +17,15 @@ ends. The modules, each one job:
   planner    segments into chunks, one decision per row (pure `Deduplicator`)
   worker     one chunk: map, deliver (delivery.ChunkDelivery), record its result once
   results    a chunk's result and rejects file; the run's rejects CSV, streamed
-  untag      leavers of a segment lose its tag
+  untag      leavers of a segment lose its tag (or keep it: removals over maxRemovalPercent are held)
+  approval   held removals approved: applied by a queued step under the export lock
+  deletion   an export deleted: what is kept for it goes; with its tags first (a `delete` run)
   handlers   the queue and poison-queue handlers
   watchdog   stalled runs re-driven, overdue runs failed
   clients    a run's connection and its Omnisend client (shared rate budget)
 """
+from .approval import ApprovalRefused, approve_removals
+from .deletion import delete_export, deleting_run, start_tag_removal
 from .errors import RunError, RunInProgressError, RunNotFoundError
 from .handlers import fail_poisoned_message, process_message
 from .lifecycle import (
@@ -30,6 +34,7 @@ from .lifecycle import (
     get_run,
     iter_rejects_csv,
     list_runs,
+    preview_report,
     rejects_csv,
     start_run,
     start_runs_for_upload,
@@ -39,6 +44,7 @@ from .model import Counts, ExportSnapshot, Run, RunStatus, Trigger
 from .watchdog import WatchReport, watch_runs
 
 __all__ = [
+    "ApprovalRefused",
     "Counts",
     "ExportSnapshot",
     "Run",
@@ -48,16 +54,21 @@ __all__ = [
     "RunStatus",
     "Trigger",
     "WatchReport",
+    "approve_removals",
     "cancel_export_runs",
     "cancel_run",
+    "delete_export",
+    "deleting_run",
     "fail_poisoned_message",
     "get_run",
     "iter_rejects_csv",
     "list_runs",
+    "preview_report",
     "process_message",
     "rejects_csv",
     "start_run",
     "start_runs_for_upload",
     "start_scheduled_runs",
+    "start_tag_removal",
     "watch_runs",
 ]

@@ -14,7 +14,7 @@ from typing import Callable
 from .. import telemetry
 from ..blobstate import utc_now
 from . import finisher, lock
-from .model import Run, RunStatus
+from .model import Run, RunStatus, Trigger
 from .store import RunStore, Updated
 
 log = logging.getLogger(__name__)
@@ -23,14 +23,19 @@ log = logging.getLogger(__name__)
 def run_ended(store: RunStore, run: Run) -> None:
     """Called once when a run has reached its terminal state: releases the export and sends the
     ExportRunFinished event. A cancelled or failed run first keeps what its chunks verified in the
-    export's sync state (a finished run did so in its finishing step)."""
-    if run.status in (RunStatus.CANCELLED, RunStatus.FAILED):
+    export's sync state (a finished run did so in its finishing step); a `delete` run that succeeded
+    deletes its export."""
+    if run.status in (RunStatus.CANCELLED, RunStatus.FAILED) and run.mode != finisher.PREVIEW:
         from .untag import save_unfinished  # the finishing step's module sends through the outbox
 
         try:
             save_unfinished(store, run)
         except Exception:  # noqa: BLE001 - the next run resends what the state misses; the run must end
             log.exception("run %s: the sync state could not keep its verified outcomes", run.run_id)
+    if run.trigger is Trigger.DELETE:
+        from .deletion import removal_ended
+
+        removal_ended(store, run)  # succeeded: the export goes (before its lock: a crash here is seen again)
     lock.release(store, run.export_id, run.run_id)
     telemetry.emit(telemetry.RunFinished.from_run(run))
     log.info("run %s of export %s ended %s (%s): rows %d, sent %d, rejected %d, failed %d, untagged %d, "

@@ -8,7 +8,9 @@ from enum import Enum
 
 from ..blobstate import parse_utc
 from ..settings import Settings
-from .model import Counts, Due, Plan, Run, RunStatus, StepKind
+from .model import Approval, ApprovalStatus, Counts, Due, HeldRemoval, Plan, Run, RunStatus, StepKind
+
+PREVIEW = "preview"  # shared.sync.SyncMode.PREVIEW: a run that only reports what it would do
 
 # Outbox entries older than this look abandoned (their delivery died before sending them).
 OUTBOX_GRACE = timedelta(minutes=2)
@@ -31,6 +33,10 @@ def record_plan(run: Run, plan: Plan, by: str, now: str) -> None:
         for planned in wave:
             if planned.counted is not None:  # nothing to send: counted without a delivery
                 count(run, planned.seq, planned.counted, 0)
+    if plan.mode == PREVIEW:  # every chunk counted by the planner, its report saved: nothing else to do
+        run.waves_opened, run.untag_pending = len(plan.waves), []
+        end(run, RunStatus.SUCCEEDED, None, now)
+        return
     run.waves_opened = plan.first_waves
     if run.waves_opened:
         run.outbox.append(Due(StepKind.WAVE, 0, run.waves_opened, by, now))
@@ -46,13 +52,15 @@ def count(run: Run, seq: int, counts: Counts, rate_limited: int) -> None:
     run.chunks_done.append(seq)
 
 
-def untag_done(run: Run, wave: int, untagged: int, error: str | None) -> None:
+def untag_done(run: Run, wave: int, untagged: int, error: str | None, held: list[HeldRemoval] | None = None) -> None:
     """The finishing step is done: leavers lost the tags the export owns, the sync state is replaced
-    (or could not be: `error`, and the run ends partially succeeded)."""
+    (or could not be: `error`, and the run ends partially succeeded). Removals over the export's
+    maxRemovalPercent were `held` (not applied): the run ends partially succeeded with them."""
     if wave not in (run.untag_pending or []):
         return
     run.untag_pending = [w for w in run.untag_pending if w != wave]
     run.untagged += untagged
+    run.removals_held = list(held or [])
     if error:
         run.error = error  # every row is accounted for by its chunk
 
@@ -68,7 +76,7 @@ def advance(run: Run, by: str, now: str) -> None:
             run.untag_pending = [0]  # one finishing step
             run.outbox.append(Due(StepKind.UNTAG, 0, 1, by, now))
         elif not run.untag_pending:
-            partial = run.counts.rejected or run.counts.failed or run.error
+            partial = run.counts.rejected or run.counts.failed or run.error or run.removals_held
             end(run, RunStatus.PARTIALLY_SUCCEEDED if partial else RunStatus.SUCCEEDED, run.error, now)
         else:
             break  # waiting for the leavers of some segments to lose the tag
@@ -84,6 +92,81 @@ def end(run: Run, status: RunStatus, error: str | None, now: str) -> None:
 
 def unprocessed_rows(run: Run) -> int:
     return max(0, run.planned_rows - run.counts.rows)
+
+
+# --------------------------------------------------------------------------- approving held removals
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why held removals cannot be approved now; `code` is the API's problem code (409)."""
+
+    code: str
+    detail: str
+    active_run: str = ""  # run_in_progress: the export's active run
+
+
+def approval_refusal(run: Run) -> Refusal | None:
+    """Whether the run has held removals that may be approved (the run's own facts only)."""
+    if not run.removals_held:
+        why = "it has not ended yet" if not run.terminal else "none was over the export's maxRemovalPercent"
+        return Refusal("no_removals_held", f"run {run.run_id!r} holds no tag removals ({why})")
+    approval = run.removals_approved
+    if approval is not None and approval.status is not ApprovalStatus.FAILED:
+        state = "are being applied" if approval.status is ApprovalStatus.APPLYING else "were applied"
+        return Refusal("removals_already_approved", f"the held removals of run {run.run_id!r} were approved by "
+                       f"{approval.by} at {approval.at} and {state}")
+    return None
+
+
+def state_refusal(run: Run, state_run_id: str | None) -> Refusal | None:
+    """Held removals apply only to the sync state the run left: a later run decided its removals again."""
+    if state_run_id == run.run_id:
+        return None
+    since = f"run {state_run_id!r}" if state_run_id else "the export's deletion or a reset"
+    return Refusal("sync_state_replaced", f"the export's sync state was replaced by {since} after run "
+                   f"{run.run_id!r}; that run decided its tag removals again, approve those instead")
+
+
+def active_refusal(run: Run, active_run_id: str) -> Refusal:
+    return Refusal("run_in_progress", f"export {run.export_id!r} has run {active_run_id!r} in progress; approve "
+                   "the held removals once it has ended (if it replaces the sync state, it decides the removals again)",
+                   active_run_id)
+
+
+def approve(run: Run, by: str, now: str) -> Refusal | None:
+    """Record an approval of the run's held removals (applying); or why not."""
+    refusal = approval_refusal(run)
+    if refusal is None:
+        run.removals_approved = Approval(by, now)
+    return refusal
+
+
+def withdraw(run: Run, approval: Approval, previous: Approval | None) -> None:
+    """Undo `approval` (refused after it was recorded: the export is busy or its state was replaced)."""
+    if run.removals_approved == approval:
+        run.removals_approved = previous
+
+
+def approval_done(run: Run, removed: int, error: str | None, now: str) -> None:
+    """Applying the approved removals ended: applied (the state replaced without those tags), or failed."""
+    approval = run.removals_approved
+    if approval is None or approval.status is not ApprovalStatus.APPLYING:
+        return
+    status = ApprovalStatus.FAILED if error else ApprovalStatus.APPLIED
+    run.removals_approved = Approval(approval.by, approval.at, status, removed, now, error)
+
+
+def approval_verdict(run: Run, now: datetime, last_activity: datetime, policy: "WatchPolicy") -> "Verdict":
+    """The watchdog on an approval being applied: give up after RUN_MAX_HOURS from the approval, send its
+    step again after RUN_STALL_MINUTES without progress."""
+    if not run.applying_removals:
+        return Verdict.NONE
+    if now - parse_utc(run.removals_approved.at) >= policy.max_run:
+        return Verdict.FAIL
+    if now - last_activity >= policy.stall:
+        return Verdict.REDRIVE
+    return Verdict.NONE
 
 
 # --------------------------------------------------------------------------- the watchdog

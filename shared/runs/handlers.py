@@ -5,9 +5,9 @@ import logging
 import secrets
 
 from ..settings import Settings
-from . import ending, planner, untag, worker
+from . import approval, ending, planner, untag, worker
 from .errors import Busy, ClaimLost, Deferred, MessageError, RunFailure, RunNotFoundError, Waiting
-from .messages import ChunkMessage, Message, PlanMessage, UntagMessage, deferred, parse, waiting
+from .messages import ApproveMessage, ChunkMessage, Message, PlanMessage, UntagMessage, deferred, parse, waiting
 from .store import RunStore
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,10 @@ def process_message(settings: Settings, body: bytes, delivery: str | None = None
     except ClaimLost as lost:
         log.warning("run %s %s: %s", message.run_id, message.step, lost)
     except RunFailure as failure:
-        ending.fail_run(store, message.run_id, str(failure))
+        if isinstance(message, ApproveMessage):  # the run has ended: only its approval fails
+            approval.record(store, store.get_run(message.run_id), 0, str(failure))
+        else:
+            ending.fail_run(store, message.run_id, str(failure))
     except RunNotFoundError:
         log.warning("run %s of a queue message does not exist; the message is dropped", message.run_id)
     except Exception as error:
@@ -57,6 +60,8 @@ def _route(settings: Settings, store: RunStore, message: Message, me: str) -> No
         planner.plan(settings, store, message, me)
     elif isinstance(message, UntagMessage):
         untag.untag_leavers(settings, store, message, me)
+    elif isinstance(message, ApproveMessage):
+        approval.apply_approved(settings, store, message, me)
     else:
         worker.process_chunk(settings, store, message, me)
 
@@ -81,6 +86,9 @@ def fail_poisoned_message(settings: Settings, body: bytes, delivery: str | None 
         elif isinstance(message, UntagMessage):
             untag.record(store, message.run_id, message.wave, 0,
                          f"removing the tag from leavers failed: {last_error}", me)
+        elif isinstance(message, ApproveMessage):
+            approval.record(store, store.get_run(message.run_id), 0,
+                            f"applying the approved removals failed on every attempt: {last_error}")
         else:
             worker.fail_chunk(store, message, me, f"gave up after repeated errors: {last_error}")
     except RunNotFoundError:

@@ -6,7 +6,7 @@ import secrets
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
-from .. import blobstate, documents, schedule, segments, storage
+from .. import blobstate, documents, schedule, segments, storage, sync
 from ..blobstate import utc_now
 from ..settings import Settings
 from . import ending, finisher, lock, outbox, paths, results
@@ -26,24 +26,29 @@ def _new_run_id() -> str:
 
 
 def start_run(settings: Settings, export: documents.Export, trigger: str | Trigger, *,
-              run_id: str | None = None) -> Run:
+              run_id: str | None = None, mode: str | sync.SyncMode | None = None) -> Run:
     """Record a run of `export` and queue its planning. The export's lock is taken before the run is
-    recorded: of two starts at once, one runs; the other raises RunInProgressError (manual) or is
+    recorded: of two starts at once, one runs; the other raises RunInProgressError (manual, delete) or is
     recorded as `skipped`, saying why (schedule, upload).
 
     `run_id` (scheduled runs: derived from the export and its due time) makes the start repeatable:
     two starts of the same id hold the lock together and record the run once; the later one returns
-    the run the earlier one recorded."""
+    the run the earlier one recorded.
+
+    `mode` (incremental, full or preview) is what the starter asks for; None lets the planner decide
+    (`shared.sync.resolve_mode`: full when the export has no state or, for a scheduled run, no full run
+    within its `fullResyncDays`; else incremental)."""
     trigger = Trigger(trigger)
+    requested = None if mode is None else sync.SyncMode(mode).value
     store = RunStore(settings)
     store.ensure()
     me = f"start-{secrets.token_hex(6)}"
     now = utc_now()
     run = Run(run_id=run_id or _new_run_id(), export_id=export.id, trigger=trigger, export=ExportSnapshot.of(export),
-              started_at=now)
+              started_at=now, requested_mode=requested)
     holder = lock.claim(store, export.id, run.run_id)
     if holder:
-        if trigger is Trigger.MANUAL:
+        if trigger in (Trigger.MANUAL, Trigger.DELETE):
             raise RunInProgressError(holder)
         finisher.end(run, RunStatus.SKIPPED, f"skipped: run {holder} of this export is still in progress", now)
     else:
@@ -111,6 +116,16 @@ def iter_rejects_csv(settings: Settings, run_id: str) -> Iterator[bytes]:
 
 def rejects_csv(settings: Settings, run_id: str) -> bytes:
     return b"".join(iter_rejects_csv(settings, run_id))
+
+
+def preview_report(settings: Settings, run_id: str) -> dict | None:
+    """A preview run's report (its API form): None while it is being planned, or for another mode."""
+    store = RunStore(settings)
+    run = store.get_run(run_id)  # RunNotFoundError
+    if not run.planned or run.mode != sync.SyncMode.PREVIEW.value:
+        return None
+    found = store.read_json(paths.preview(run_id, run.plan_token))
+    return None if found is None else found[0]
 
 
 def start_scheduled_runs(settings: Settings, now: datetime | None = None) -> list[Run]:

@@ -38,9 +38,10 @@ def read(store: RunStore, export_id: str) -> Holder | None:
 
 
 def holds(store: RunStore, holder: Holder, now: datetime | None = None) -> bool:
-    """Whether the lock's run is still in progress (or still being started)."""
+    """Whether the lock's run is still in progress (or still being started, or applying approved removals)."""
     try:
-        return not store.get_run(holder.run_id).terminal
+        run = store.get_run(holder.run_id)
+        return not run.terminal or run.applying_removals
     except RunNotFoundError:
         now = now or datetime.now(timezone.utc)
         return now - blobstate.parse_utc(holder.claimed_at) < LOCK_GRACE

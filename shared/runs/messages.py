@@ -28,6 +28,7 @@ class MessageKind(str, Enum):
     PLAN = "plan"
     CHUNK = "chunk"
     UNTAG = "untag"
+    APPROVE = "approve"
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,26 @@ class UntagMessage:
                 "attempt": self.attempt, "owner": self.owner}
 
 
-Message = Union[PlanMessage, ChunkMessage, UntagMessage]
+@dataclass(frozen=True)
+class ApproveMessage:
+    """Apply a run's approved removals (its deadline: RUN_MAX_HOURS after the approval)."""
+
+    kind: ClassVar[MessageKind] = MessageKind.APPROVE
+    run_id: str
+    deadline: str
+    attempt: int = 0
+    owner: str | None = None
+
+    @property
+    def step(self) -> str:
+        return "approve"
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind.value, "runId": self.run_id, "deadline": self.deadline, "attempt": self.attempt,
+                "owner": self.owner}
+
+
+Message = Union[PlanMessage, ChunkMessage, UntagMessage, ApproveMessage]
 
 
 def to_json(message: Message) -> bytes:
@@ -123,6 +143,8 @@ def parse(body: bytes | str) -> Message:
         run_id, deadline, attempt = str(data["runId"]), str(data["deadline"]), int(data.get("attempt", 0))
         if kind is MessageKind.PLAN:
             return PlanMessage(run_id, deadline, attempt)
+        if kind is MessageKind.APPROVE:
+            return ApproveMessage(run_id, deadline, attempt, data.get("owner"))
         if kind is MessageKind.UNTAG:
             return UntagMessage(run_id, int(data["wave"]), deadline, attempt, data.get("owner"))
         return ChunkMessage(run_id, int(data["seq"]), int(data["wave"]), segments.Chunk.from_dict(data["chunk"]),

@@ -31,6 +31,7 @@ class Trigger(str, Enum):
     SCHEDULE = "schedule"
     MANUAL = "manual"
     UPLOAD = "upload"
+    DELETE = "delete"  # DELETE /exports/{id}?removeTags=true: the export's tags leave Omnisend, then the export goes
 
 
 @dataclass
@@ -79,7 +80,7 @@ class ExportSnapshot:
 
     def tag_of(self, segment: str) -> str | None:
         """The segment's tag (its `tags` entry, else its name); None when the export does not tag."""
-        return self.tags.get(segment, segment) if self.tag_contacts else None
+        return documents.segment_tag(self.tags, segment) if self.tag_contacts else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"connectionId": self.connection_id, "segments": list(self.segments),
@@ -168,6 +169,7 @@ class StepKind(str, Enum):
     PLAN = "plan"
     WAVE = "wave"  # the chunk messages of waves [start, stop)
     UNTAG = "untag"  # the finishing step (one message): owned tags off leavers, the sync state replaced
+    APPROVE = "approve"  # held removals approved: the tag off those still carrying it, the state replaced
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,73 @@ class Due:
         return cls(StepKind(data["kind"]), int(data["start"]), int(data["stop"]), data["by"], data["at"])
 
 
+@dataclass(frozen=True)
+class HeldRemoval:
+    """A tag's removals the gate held: more leavers than maxRemovalPercent of the contacts carrying it
+    once the run tagged its segment (members + leavers). Their email keys are kept beside the run
+    (`paths.held`, the `index`-th file) for an approval."""
+
+    tag: str
+    leavers: int  # contacts that left the segment and keep the tag until approved
+    carriers: int  # contacts the export had tagged before the run
+    members: int  # distinct valid emails of the segment in the run
+    percent: float  # leavers / (members + leavers), in percent
+    reason: str
+
+    def to_api(self) -> dict[str, Any]:
+        return {"tag": self.tag, "leavers": self.leavers, "carriers": self.carriers, "members": self.members,
+                "percent": self.percent, "reason": self.reason}
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.to_api()
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "HeldRemoval":
+        return cls(str(data["tag"]), int(data["leavers"]), int(data["carriers"]), int(data["members"]),
+                   float(data["percent"]), str(data["reason"]))
+
+
+def held_reason(held: list[HeldRemoval], max_percent: float) -> str:
+    """Why a run kept tags it would have removed, in one sentence."""
+    return (f"tag removals over maxRemovalPercent ({max_percent:g}%) are held until someone approves them "
+            f"(POST /api/runs/{{runId}}/approve-removals): " + "; ".join(h.reason for h in held))
+
+
+class ApprovalStatus(str, Enum):
+    APPLYING = "applying"  # approved; the removals are being applied (a queued step under the export lock)
+    APPLIED = "applied"  # removed, and the sync state replaced without those tags
+    FAILED = "failed"  # could not be applied (see `error`); may be approved again
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Who approved a run's held removals, when, and how far applying them got."""
+
+    by: str
+    at: str
+    status: ApprovalStatus = ApprovalStatus.APPLYING
+    removed: int = 0  # contacts that lost a held tag
+    finished_at: str | None = None
+    error: str | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"by": self.by, "at": self.at, "status": self.status.value, "removed": self.removed}
+        if self.finished_at:
+            body["finishedAt"] = self.finished_at
+        if self.error:
+            body["error"] = self.error
+        return body
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"by": self.by, "at": self.at, "status": self.status.value, "removed": self.removed,
+                "finished_at": self.finished_at, "error": self.error}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Approval":
+        return cls(str(data["by"]), str(data["at"]), ApprovalStatus(data.get("status", "applying")),
+                   int(data.get("removed", 0)), data.get("finished_at"), data.get("error"))
+
+
 @dataclass
 class Run:
     run_id: str
@@ -205,7 +274,12 @@ class Run:
     chunks_done: list[int] = field(default_factory=list)  # chunks counted into `counts`, each once
     untag_pending: list[int] | None = None  # waves whose leavers still lose the tag; None: not started
     untagged: int = 0  # contacts whose segment tag was removed because they left the segment
+    removals_held: list[HeldRemoval] = field(default_factory=list)  # over maxRemovalPercent: not applied
+    removals_approved: Approval | None = None  # someone approved the held removals (applying or applied)
+    removals_planned: int = 0  # a `delete` run: tag removals (contact, tag) its finishing step makes
+    removals_done: int = 0  # ... and how many of them are done so far (its progress)
     mode: str = "incremental"  # the sync mode the run went in (set when planned)
+    requested_mode: str | None = None  # the mode its starter asked for (None: the planner decides)
     sync_tags: list[str] = field(default_factory=list)  # the run's tag table (set when planned)
     rate_limited: int = 0  # Omnisend 429 answers and spent budgets the run's work was deferred for
     redrives: int = 0  # times the watchdog re-sent the run's missing messages
@@ -218,6 +292,11 @@ class Run:
     @property
     def terminal(self) -> bool:
         return self.status.terminal
+
+    @property
+    def applying_removals(self) -> bool:
+        """An approval of held removals is being applied: the run holds its export's lock meanwhile."""
+        return self.removals_approved is not None and self.removals_approved.status is ApprovalStatus.APPLYING
 
     @property
     def planned(self) -> bool:
@@ -236,11 +315,14 @@ class Run:
     def progress(self) -> float:
         if self.status in (RunStatus.SUCCEEDED, RunStatus.PARTIALLY_SUCCEEDED):
             return 1.0
-        if not self.planned_rows:
+        if self.trigger is Trigger.DELETE:  # no rows: how many of the export's tags are off
+            done, total = self.removals_done, self.removals_planned
+        else:
+            done, total = self.counts.rows, self.planned_rows
+        if not total:
             return 0.0
         # Every row counted is not the end: leavers may still be losing their tags.
-        done = self.counts.rows / self.planned_rows
-        return round(min(done, 1.0 if self.terminal else 0.99), 4)
+        return round(min(done / total, 1.0 if self.terminal else 0.99), 4)
 
     def deadline(self, max_hours: int) -> str:
         """When the watchdog fails the run, and deferred work stops waiting."""
@@ -251,15 +333,21 @@ class Run:
             "runId": self.run_id,
             "exportId": self.export_id,
             "trigger": self.trigger.value,
-            "mode": self.mode,
+            "mode": self.mode if self.planned else (self.requested_mode or self.mode),
             "status": self.status.value,
             "counts": self.counts.to_dict(),
             "progress": self.progress,
             "startedAt": self.started_at,
             "finishedAt": self.finished_at,
         }
-        if self.export.tag_contacts:
-            body["untagged"] = self.untagged
+        if self.export.tag_contacts or self.trigger is Trigger.DELETE:
+            body["untagged"] = max(self.untagged, self.removals_done)
+        if self.removals_held:
+            body["removalsHeld"] = {"reason": held_reason(self.removals_held, self.export.max_removal_percent),
+                                    "maxRemovalPercent": self.export.max_removal_percent,
+                                    "tags": [held.to_api() for held in self.removals_held]}
+        if self.removals_approved is not None:
+            body["removalsApproved"] = self.removals_approved.to_api()
         if self.error:
             body["error"] = self.error
         return body
@@ -272,7 +360,10 @@ class Run:
             "wave_sizes": list(self.wave_sizes), "plan_token": self.plan_token, "waves_opened": self.waves_opened,
             "chunks_done": list(self.chunks_done),
             "untag_pending": None if self.untag_pending is None else list(self.untag_pending),
-            "untagged": self.untagged, "mode": self.mode, "sync_tags": list(self.sync_tags),
+            "untagged": self.untagged, "removals_held": [held.to_dict() for held in self.removals_held],
+            "removals_approved": None if self.removals_approved is None else self.removals_approved.to_dict(),
+            "removals_planned": self.removals_planned, "removals_done": self.removals_done,
+            "mode": self.mode, "requested_mode": self.requested_mode, "sync_tags": list(self.sync_tags),
             "rate_limited": self.rate_limited, "redrives": self.redrives,
             "outbox": [due.to_dict() for due in self.outbox],
             "started_at": self.started_at, "updated_at": self.updated_at, "finished_at": self.finished_at,
@@ -288,7 +379,11 @@ class Run:
             segment_names=list(data.get("segment_names", [])), wave_sizes=list(data.get("wave_sizes", [])),
             plan_token=data.get("plan_token"), waves_opened=data.get("waves_opened", 0),
             chunks_done=list(data.get("chunks_done", [])), untag_pending=data.get("untag_pending"),
-            untagged=data.get("untagged", 0), mode=data.get("mode", "incremental"),
+            untagged=data.get("untagged", 0),
+            removals_held=[HeldRemoval.from_dict(d) for d in data.get("removals_held") or []],
+            removals_approved=Approval.from_dict(data["removals_approved"]) if data.get("removals_approved") else None,
+            removals_planned=data.get("removals_planned", 0), removals_done=data.get("removals_done", 0),
+            mode=data.get("mode", "incremental"), requested_mode=data.get("requested_mode"),
             sync_tags=list(data.get("sync_tags", [])), rate_limited=data.get("rate_limited", 0),
             redrives=data.get("redrives", 0), outbox=[Due.from_dict(d) for d in data.get("outbox", [])],
             started_at=data["started_at"], updated_at=data.get("updated_at", ""),

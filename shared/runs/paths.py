@@ -6,6 +6,7 @@ Layout in the state container (ETag concurrency, no database):
   runs/<runId>/plan.json                   the plan: its token and every chunk, by wave; written once
   runs/<runId>/notes/<token>/<seq>.json    rows the planner decided on: duplicate rows, contact limit, tag-only
   runs/<runId>/members/<token>/<wave>.bin  the email keys of a segment, for removing its tag from leavers
+  runs/<runId>/preview/<token>.json        a preview run's report: what an incremental run would do
   runs/<runId>/progress/<step>.json        a chunk's (or untag wave's) claim and what it has done in
                                            Omnisend so far; also the last error of a step, and planning's
   runs/<runId>/results/<seq>.json          a chunk's final counts, written once (If-None-Match: *);
@@ -13,6 +14,9 @@ Layout in the state container (ETag concurrency, no database):
   runs/<runId>/rejects/<seq>-<token>.csv   the rejected and failed rows of the result with that token
   runs/<runId>/changes/<seq>-<token>.bin   what the chunk verified in Omnisend (shared.sync change log),
                                            for the sync state; the result names its token
+  runs/<runId>/held/<index>.bin            the email keys of a tag's removals the gate held (the index-th of
+                                           the run's removalsHeld), for POST /runs/<runId>/approve-removals;
+                                           applying an approval is the step `approve` (progress/approve.json)
   sync/<exportId>/state.bin                the export's sync state (shared.sync.SyncStateStore)
   runs/<runId>/unsent-before-<wave>.json   emails earlier waves did not send (for a wave's tag-only rows)
   run-index/<exportId>/<newest-first key>  one empty marker per run, for listing
@@ -54,6 +58,10 @@ def members(run_id: str, token: str, wave: int) -> str:
     return f"runs/{run_id}/members/{token}/{wave}.bin"
 
 
+def preview(run_id: str, token: str) -> str:
+    return f"runs/{run_id}/preview/{token}.json"
+
+
 def progress(run_id: str, step: int | str) -> str:
     """A chunk's progress (`step` = its seq), an untag wave's (`untag-<wave>`) or planning's (`plan`)."""
     return f"runs/{run_id}/progress/{step}.json"
@@ -65,6 +73,13 @@ def progress_prefix(run_id: str) -> str:
 
 def untag_step(wave: int) -> str:
     return f"untag-{wave}"
+
+
+APPROVE_STEP = "approve"
+
+
+def held(run_id: str, index: int) -> str:
+    return f"runs/{run_id}/held/{index}.bin"
 
 
 def result(run_id: str, seq: int) -> str:

@@ -10,6 +10,11 @@ Against the export's sync state (`shared.sync`, loaded once), each row the run w
 upserted, tag-only rows only tagged, unchanged rows cost no request. A chunk with nothing to send is
 counted by the planner (its result and rejects recorded here) and never enqueued.
 
+The mode (`sync.resolve_mode`) is the one the run's starter asked for, else full for an export without
+a state or a scheduled run past its `fullResyncDays`, else incremental. A full run upserts every valid
+row. A preview classifies the rows the same way but sends and enqueues nothing: every chunk is counted
+here, and the report (counts per class, samples, leavers and the removal gate) is saved beside the plan.
+
 Planning is idempotent. Its outputs carry the plan's token, and the plan is written once
 (create-only): a duplicate planner that loses that write enqueues nothing. A redelivered plan
 message (same delivery) finishes what its first attempt started: it takes the saved plan, records it
@@ -28,10 +33,11 @@ from ..blobstate import io_call, utc_now
 from ..rejects import Reject
 from ..omnisend import AuthenticationError, PermissionDeniedError, RateLimitedError
 from ..settings import Settings
-from . import clients, ending, finisher, outbox, paths
+from . import clients, deletion, ending, finisher, outbox, paths
 from .errors import Deferred, RunFailure
 from .messages import PlanMessage, may_defer
-from .model import Counts, Note, Plan, PlannedChunk, Run, RunStatus
+from .model import Counts, Note, Plan, PlannedChunk, Run, RunStatus, Trigger
+from .packing import ChunkPacker, Decided
 from .results import ChunkResult, record
 from .store import RunStore
 from .worker import note_reject
@@ -70,7 +76,10 @@ class Deduplicator:
     def end_segment(self) -> list[int]:
         """Close the segment; returns its members (every email key it holds, sorted)."""
         members = sorted(self._current)
-        self._earlier |= self._current
+        if self._earlier:
+            self._earlier |= self._current
+        else:  # the first segment: its set becomes the earlier ones' without a copy (a million keys: 40 MB)
+            self._earlier = self._current
         self._current = set()
         return members
 
@@ -84,11 +93,19 @@ class SyncDecider:
         self._classify = self._member = None
         self._bit = 0
 
-    def start_segment(self, tag: str) -> None:
+    def start_segment(self, tag: str | None) -> None:
+        """The next segment, whose contacts get `tag` (None: the export does not tag)."""
         tag = tag if self.tagging else None
         self._classify = sync.classifier(self.prior, tag)
         self._member = sync.membership_classifier(self.prior, tag) if tag else None
         self._bit = self.prior.tag_bit(tag)
+
+    def row_class(self, key: int, fingerprint: int, note: Note | None) -> sync.RowClass:
+        """The class of a row an incremental run would send or skip (for a preview): `note` is the
+        Deduplicator's, None or TAG_ONLY (a contact an earlier segment delivers: only its tag counts)."""
+        if note is Note.TAG_ONLY:
+            return self._member(key) if self.tagging else sync.RowClass.UNCHANGED
+        return self._classify(key, fingerprint)
 
     def note(self, key: int, fingerprint: int, note: Note | None) -> Note | None:
         """The note of a row: `note` is the Deduplicator's (None: the first row of its email in the run)."""
@@ -115,6 +132,7 @@ class SyncDecider:
 
 
 _SENDS = {None, Note.TAG_ONLY, Note.CHANGED, Note.CHANGED_TAG, Note.TAG}
+_CLASSIFIED = {None, Note.TAG_ONLY}  # the Deduplicator's notes of rows a run sends or skips (not rejects)
 
 
 def plan(settings: Settings, store: RunStore, message: PlanMessage, me: str) -> None:
@@ -164,6 +182,8 @@ def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage
         if not may_defer(message, exc.retry_after):
             raise RunFailure(f"planning gave up waiting for Omnisend's rate limit: {exc}") from exc
         raise Deferred(exc.retry_after, f"Omnisend rate limit: {exc}", rate_limited=True) from exc
+    if run.trigger is Trigger.DELETE:  # no segment to read: the finishing step takes the export's tags off
+        return deletion.removal_plan(store, run, secrets.token_hex(8), me)
 
     container = storage.container(settings, settings.segments_container)
     field_mapping = mapping.FieldMapping.from_dict(run.export.mapping)
@@ -178,46 +198,76 @@ def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage
 
     stored = sync.SyncStateStore(store.container).load(run.export_id)
     prior = stored.state if stored else sync.SyncState.empty()
-    mode = sync.resolve_mode(None, run.trigger.value, stored.state if stored else None,
-                             datetime.now(timezone.utc))
+    requested = sync.SyncMode(run.requested_mode) if run.requested_mode else None
+    mode = sync.resolve_mode(requested, run.trigger.value, stored.state if stored else None,
+                             datetime.now(timezone.utc), run.export.full_resync_days)
     names = tuple(segment.name for segment, _ in chosen)
     tagging = run.export.tag_contacts
-    sync_tags = sync.run_tag_table(prior.tags, names if tagging else ())
+    # The state keeps tags by their Omnisend name: a renamed tag is a new one, the old one is retired.
+    sync_tags = sync.run_tag_table(prior.tags, (run.export.tag_of(name) for name in names) if tagging else ())
 
     token = secrets.token_hex(8)
     decider = Deduplicator(connection.contact_limit)
     syncer = SyncDecider(prior, mode, tagging)
+    collector = sync.PreviewCollector() if mode is sync.SyncMode.PREVIEW else None
+    members_of: dict[str, array] = {}
     waves: list[tuple[PlannedChunk, ...]] = []
     rows = seq = 0
     try:
         for wave, (segment, bound) in enumerate(chosen):
             planned: list[PlannedChunk] = []
-            syncer.start_segment(segment.name)
+            syncer.start_segment(run.export.tag_of(segment.name))
             with io_call("segments.plan", f"{container.container_name}/{segment.name}"):
                 chunks = list(segments.plan_chunks(container, segment, settings.chunk_rows))
+            packer = ChunkPacker(settings.chunk_rows)
             for chunk in chunks:
-                notes, counted = _notes_of_chunk(container, chunk, bound, decider, syncer, connection.contact_limit)
-                if counted is not None:  # nothing to send: counted here, never enqueued
-                    counts, rejects = counted
-                    record(store, run.run_id, ChunkResult(seq, counts), rejects)
-                    planned.append(PlannedChunk(seq, wave, chunk, False, counts))
-                else:
-                    if notes:
-                        store.write_json(paths.notes(run.run_id, token, seq), notes)
-                    planned.append(PlannedChunk(seq, wave, chunk, bool(notes)))
-                rows += chunk.row_count
+                decided = _notes_of_chunk(container, chunk, bound, decider, syncer, connection.contact_limit,
+                                          collector)
+                for unit in packer.add(decided):
+                    planned.append(_planned(store, run.run_id, token, seq, wave, unit))
+                    rows += unit.chunk.row_count
+                    seq += 1
+            for unit in packer.finish():
+                planned.append(_planned(store, run.run_id, token, seq, wave, unit))
+                rows += unit.chunk.row_count
                 seq += 1
             members = array("Q", decider.end_segment())
-            store.write(paths.members(run.run_id, token, wave), members.tobytes())
+            if collector is None:
+                store.write(paths.members(run.run_id, token, wave), members.tobytes())
+            else:
+                members_of[segment.name] = members
             waves.append(tuple(planned))
     except segments.SegmentError as exc:
         raise RunFailure(str(exc)) from exc
+    if collector is not None:
+        store.write_json(paths.preview(run.run_id, token), _preview(run, prior, collector, members_of).to_api())
     return Plan(token, me, names, rows, decider.tag_only_rows > 0, tuple(waves), mode.value, sync_tags)
 
 
+def _preview(run: Run, prior: sync.SyncState, collector: sync.PreviewCollector,
+             members: dict[str, array]) -> sync.PreviewReport:
+    """What an incremental run would do, with the leavers it would untag and whether the gate would hold."""
+    segment_tags = {name: run.export.tag_of(name) for name in members}
+    removals = sync.plan_removals(prior, segment_tags, members, max_removal_percent=run.export.max_removal_percent)
+    return collector.report(prior, removals)
+
+
+def _planned(store: RunStore, run_id: str, token: str, seq: int, wave: int, unit: Decided) -> PlannedChunk:
+    """A packed unit on record: counted here when it sends nothing (never enqueued), else its notes saved."""
+    if unit.counted is not None:
+        counts, rejects = unit.counted
+        record(store, run_id, ChunkResult(seq, counts), rejects)
+        return PlannedChunk(seq, wave, unit.chunk, False, counts)
+    if unit.notes:
+        store.write_json(paths.notes(run_id, token, seq), unit.notes)
+    return PlannedChunk(seq, wave, unit.chunk, bool(unit.notes))
+
+
 def _notes_of_chunk(container, chunk: segments.Chunk, bound, decider: Deduplicator, syncer: SyncDecider,
-                    limit: int | None) -> tuple[dict[str, str], tuple[Counts, list[Reject]] | None]:
-    """The notes of a chunk's rows; when no row of it is to be sent, its counts and rejects instead."""
+                    limit: int | None, collector: sync.PreviewCollector | None = None) -> Decided:
+    """The notes of a chunk's rows and how many it sends; when none, its counts and rejects too.
+    With a preview's `collector`, nothing is sent: each row's class goes to the collector and the chunk
+    is counted (rows not rejected count as unchanged)."""
     notes: dict[str, str] = {}
     rejects: list[Reject] = []
     sends = unchanged = count = 0
@@ -229,8 +279,14 @@ def _notes_of_chunk(container, chunk: segments.Chunk, bound, decider: Deduplicat
         if not isinstance(mapped, mapping.MappedContact):
             rejects.append(mapped.reject(chunk.segment, chunk.blob, row.number))
             continue
-        note = decider.note(mapping.email_key(mapped.email))
-        note = syncer.note(mapping.email_key(mapped.email), sync.fingerprint(mapped.contact), note)
+        key = mapping.email_key(mapped.email)
+        note = decider.note(key)
+        if collector is not None and note in _CLASSIFIED:
+            row_class = syncer.row_class(key, sync.fingerprint(mapped.contact), note)
+            collector.add(row_class, chunk.segment, row.number, mapped.email, chunk.blob)
+            unchanged += 1
+            continue
+        note = syncer.note(key, sync.fingerprint(mapped.contact), note)
         if note in _SENDS:
             sends += 1
         elif note is Note.UNCHANGED:
@@ -241,5 +297,5 @@ def _notes_of_chunk(container, chunk: segments.Chunk, bound, decider: Deduplicat
         if note is not None:
             notes[str(row.number)] = note.value
     if sends:
-        return notes, None
-    return notes, (Counts(rows=count, rejected=len(rejects), unchanged=unchanged), rejects)
+        return Decided(chunk, notes, sends)
+    return Decided(chunk, notes, 0, (Counts(rows=count, rejected=len(rejects), unchanged=unchanged), rejects))

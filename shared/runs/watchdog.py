@@ -9,7 +9,9 @@ For each such run (each on its own: one broken run does not stop the others):
 - no progress for RUN_STALL_MINUTES (the run document and its steps' progress blobs unchanged):
   what the saved state says is missing is sent again (the plan message, or the saved plan recorded;
   the chunks of opened waves not yet counted; the untag waves pending), and the run counts a redrive;
-- a lock whose run has ended, or whose run was never recorded (older than the lock's grace), is released.
+- a lock whose run has ended, or whose run was never recorded (older than the lock's grace), is released;
+- a run applying approved removals (it holds its export meanwhile): its step is sent again after
+  RUN_STALL_MINUTES without progress, and fails after RUN_MAX_HOURS from the approval.
 """
 from __future__ import annotations
 
@@ -20,10 +22,10 @@ from datetime import datetime, timezone
 
 from ..blobstate import parse_utc
 from ..settings import Settings
-from . import ending, finisher, lock, outbox, paths, planner
+from . import approval, ending, finisher, lock, outbox, paths, planner
 from .errors import RunNotFoundError
 from .finisher import Verdict
-from .messages import PlanMessage, UntagMessage
+from .messages import ApproveMessage, PlanMessage, UntagMessage
 from .model import Run
 from .store import RunStore
 
@@ -76,6 +78,9 @@ def _watch(store: RunStore, export_id: str, now: datetime, policy: finisher.Watc
             report.released.append(export_id)
         return
     report.checked += 1
+    if run.applying_removals:  # an ended run applying approved removals holds its export meanwhile
+        _watch_approval(store, run, now, policy, report)
+        return
     if run.terminal:  # it ended, but its end was not seen through (the process stopped in between)
         ending.run_ended(store, run)
         report.released.append(export_id)
@@ -93,6 +98,20 @@ def _watch(store: RunStore, export_id: str, now: datetime, policy: finisher.Watc
         sent = redrive(store, run, me)
         log.warning("watchdog: run %s made no progress for %s; %d messages sent again",
                     run.run_id, policy.stall, sent)
+        report.redriven.append(run.run_id)
+
+
+def _watch_approval(store: RunStore, run: Run, now: datetime, policy: finisher.WatchPolicy,
+                    report: WatchReport) -> None:
+    verdict = finisher.approval_verdict(run, now, _last_activity(store, run), policy)
+    if verdict is Verdict.FAIL:
+        approval.record(store, run, 0, f"applying the approved removals did not finish within RUN_MAX_HOURS "
+                        f"({store.settings.run_max_hours} h) and was stopped")
+        report.failed.append(run.run_id)
+    elif verdict is Verdict.REDRIVE:
+        store.send([ApproveMessage(run.run_id, approval.deadline(store.settings, run))])
+        log.warning("watchdog: applying the approved removals of run %s made no progress for %s; sent again",
+                    run.run_id, policy.stall)
         report.redriven.append(run.run_id)
 
 

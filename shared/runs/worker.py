@@ -17,12 +17,12 @@ from ..blobstate import io_call
 from ..omnisend import AuthenticationError, PermissionDeniedError
 from ..rejects import Reject, RejectReason
 from ..settings import Settings
-from . import clients, ending, finisher, outbox, paths, results
+from . import clients, ending, finisher, outbox, paths, results, untag
 from .board import BatchBoard
 from .delivery import ChunkDelivery, ChunkProgress, DeliveryOutcome
 from .errors import Deferred, RunFailure, Stopped, Waiting
 from .messages import ChunkMessage, may_defer, may_wait
-from .model import Counts, Note, Run
+from .model import Counts, Note, Run, RunStatus
 from .store import Claim, RunStore
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,8 @@ def _deliver(settings: Settings, store: RunStore, run: Run, message: ChunkMessag
     _wait_unless_settled(message, progress, board)
     mapped = _map(settings, store, run, message, connection.contact_limit)
     chunk = message.chunk
-    tags = mapped.tags(chunk.segment) if run.export.tag_contacts else {}
+    tag = run.export.tag_of(chunk.segment)
+    tags = mapped.tags(tag) if tag is not None else {}
     delivery = ChunkDelivery(
         client=client,
         contacts=mapped.contacts,
@@ -224,16 +225,21 @@ def _map(settings: Settings, store: RunStore, run: Run, message: ChunkMessage, l
 
 def _tag_bit(run: Run, segment: str) -> int:
     """The bit of a segment's tag in the run's tag table (0 when the export does not tag)."""
-    if not run.export.tag_contacts or segment not in run.sync_tags:
+    tag = run.export.tag_of(segment)
+    if tag is None or tag not in run.sync_tags:
         return 0
-    return 1 << run.sync_tags.index(segment)
+    return 1 << run.sync_tags.index(tag)
 
 
 def _count(store: RunStore, run_id: str, seq: int, me: str, result: results.ChunkResult | None = None) -> None:
     result = result or results.read(store, run_id, seq)
     if result is None:
         raise LookupError(f"run {run_id}: chunk {seq} has no result to count")
-    outbox.settle(store, run_id, lambda run: finisher.count(run, seq, result.counts, result.rate_limited), me)
+    run = outbox.settle(store, run_id, lambda run: finisher.count(run, seq, result.counts, result.rate_limited), me)
+    if run.status in (RunStatus.CANCELLED, RunStatus.FAILED):
+        # Counted after the run ended (it was sending when the run was cancelled): what it verified
+        # landed in Omnisend, so it goes into the state the ending saved.
+        untag.save_unfinished(store, run)
 
 
 def fail_chunk(store: RunStore, message: ChunkMessage, me: str, detail: str) -> None:

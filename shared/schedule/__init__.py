@@ -21,7 +21,7 @@ Pure parts (`parse_cron`, `Schedule`, `due`, `next_run_at`, `latest_due`, `insta
 storage; the claim and cursor (`claim_due_run`, `read_cursor`, `advance_cursor`) are the I/O layer.
 """
 from ._claim import (
-    CLAIMS_PREFIX, CURSOR_BLOB, Cursor, advance_cursor, claim_blob_name, claim_due_run, read_cursor,
+    CLAIMS_PREFIX, CURSOR_BLOB, Cursor, advance_cursor, claim_blob_name, claim_due_run, delete_claims, read_cursor,
 )
 from ._cron import CronExpression, parse_cron
 from ._errors import InvalidScheduleError, ScheduleError
@@ -33,6 +33,6 @@ from ._timing import (
 __all__ = [
     "CLAIMS_PREFIX", "CURSOR_BLOB", "CronExpression", "Cursor", "InvalidScheduleError", "SCHEDULE_FIELDS",
     "Schedule", "ScheduleError", "advance_cursor", "app_schedule", "claim_blob_name", "claim_due_run", "due",
-    "effective_schedule", "instant_of", "latest_due", "next_run_at", "own_schedule", "parse_cron", "read_cursor",
+    "delete_claims", "effective_schedule", "instant_of", "latest_due", "next_run_at", "own_schedule", "parse_cron", "read_cursor",
     "saved_at", "schedule_of", "scheduled_run_id", "window_start",
 ]

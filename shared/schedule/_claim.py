@@ -3,7 +3,8 @@
 The only I/O of the package. `claim_due_run` creates `schedule/claims/<export id>/<due>.json` with
 `If-None-Match: *`: of two timer instances that decide the same export is due at the same time,
 one creates the blob and starts the run, the other gets False and does nothing. Claims are kept
-(a storage lifecycle rule on the `schedule/claims/` prefix can delete old ones).
+(a storage lifecycle rule on the `schedule/claims/` prefix can delete old ones); deleting an export
+deletes its claims (`delete_claims`).
 
 The cursor `schedule/last-checked.json` is when the timer last looked; it is advanced with
 `If-Match` so a slower instance never moves it back. A lost cursor update only makes the next
@@ -55,6 +56,19 @@ def claim_due_run(container: ContainerClient, export_id: str, due_at: datetime, 
     except ResourceExistsError:
         return False
     return True
+
+
+def delete_claims(container: ContainerClient, export_id: str) -> int:
+    """Delete the claims of an export's due times (it was deleted); returns how many there were."""
+    prefix = claim_blob_name(export_id, datetime(2000, 1, 1, tzinfo=timezone.utc)).rsplit("/", 1)[0] + "/"
+    deleted = 0
+    for item in container.list_blobs(name_starts_with=prefix):
+        try:
+            container.delete_blob(item.name)
+        except ResourceNotFoundError:
+            continue
+        deleted += 1
+    return deleted
 
 
 @dataclass(frozen=True)

@@ -130,26 +130,44 @@ def api_segments(segments_container):
 ENDED = {"succeeded", "partiallySucceeded", "failed", "cancelled", "skipped"}  # run states, as the API names them
 
 
-@pytest.fixture()
-def finish_run(api_settings):
-    """finish_run(run_id) -> the run's API view once it has ended: its queue messages are delivered to the
-    run engine as the Functions host would (an invocation that raises fails the test)."""
+def _deliver_until(settings, run_id: str, done, timeout: float) -> dict:
+    """Deliver the run queue's messages to the run engine as the Functions host would (an invocation that
+    raises fails the test) until done(the run's API view)."""
     import time
 
     from shared import runs, storage
 
+    queue = storage.queue(settings, settings.export_queue)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = runs.get_run(settings, run_id).to_api()
+        if done(view):
+            return view
+        for message in queue.receive_messages(max_messages=16, visibility_timeout=30):
+            runs.process_message(settings, message.content)
+            queue.delete_message(message)
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not get there within {timeout:.0f} s")
+
+
+@pytest.fixture()
+def finish_run(api_settings):
+    """finish_run(run_id) -> the run's API view once it has ended."""
+
     def finish(run_id: str, timeout: float = 60.0) -> dict:
-        queue = storage.queue(api_settings, api_settings.export_queue)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            view = runs.get_run(api_settings, run_id).to_api()
-            if view["status"] in ENDED:
-                return view
-            for message in queue.receive_messages(max_messages=16, visibility_timeout=30):
-                runs.process_message(api_settings, message.content)
-                queue.delete_message(message)
-            time.sleep(0.05)
-        raise AssertionError(f"run {run_id} did not end within {timeout:.0f} s")
+        return _deliver_until(api_settings, run_id, lambda view: view["status"] in ENDED, timeout)
+
+    return finish
+
+
+@pytest.fixture()
+def finish_approval(api_settings):
+    """finish_approval(run_id) -> the run's API view once applying its approved removals has ended."""
+
+    def finish(run_id: str, timeout: float = 60.0) -> dict:
+        return _deliver_until(api_settings, run_id,
+                              lambda view: view.get("removalsApproved", {}).get("status") in ("applied", "failed"),
+                              timeout)
 
     return finish
 

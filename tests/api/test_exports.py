@@ -260,10 +260,10 @@ def test_an_export_shows_its_schedule_and_next_run(api, api_settings, api_connec
     assert export["schedule"] == {"cron": "0 6 * * Mon", "timeZone": "Europe/Vilnius"}  # stored normalised
     assert export["nextRunAt"] in next_times(api_settings, Schedule.parse("0 6 * * Mon", "Europe/Vilnius"))
 
-    following = api("POST", "exports", json_body=export_body(connection.id, schedule=None)).json()
+    following = api("POST", "exports", json_body=export_body(connection.id, schedule=None, tagContacts=False)).json()
     assert following["schedule"] is None
     assert following["nextRunAt"] in next_times(api_settings, None)  # the app's EXPORT_SCHEDULE, in UTC
-    on_demand = api("POST", "exports", json_body=export_body(connection.id, runOn=["upload"],
+    on_demand = api("POST", "exports", json_body=export_body(connection.id, runOn=["upload"], tagContacts=False,
                                                              schedule=body["schedule"]))
     assert on_demand.json()["nextRunAt"] is None  # runOn without "schedule": the timer never starts it
 
@@ -275,3 +275,105 @@ def test_an_export_shows_its_schedule_and_next_run(api, api_settings, api_connec
     dropped = api("PUT", f"exports/{export['id']}", json_body={**body, "schedule": None})
     exports_api_contract.check(dropped, "PUT", "/exports/{exportId}")
     assert dropped.json()["schedule"] is None and dropped.json()["nextRunAt"] in next_times(api_settings, None)
+
+
+# --- tag names: the export's own, one owner per tag on a connection ----------------------------------
+
+
+def test_tags_name_the_exports_segments_and_are_stored_under_their_names(api, api_connection, api_segments,
+                                                                          exports_api_contract):
+    connection = api_connection()
+    body = export_body(connection.id, ["Vip", "Newsletter"], tags={"vip": "  VIP customers ", "Newsletter": "Newsletter"})
+    created = api("POST", "exports", json_body=body)
+    exports_api_contract.check(created, "POST", "/exports")
+    # Stored under the segment's name as found, trimmed; an entry naming the segment's own name is the default.
+    assert created.status == 201 and created.json()["tags"] == {"Vip": "VIP customers"}
+    assert api("GET", f"exports/{created.json()['id']}").json()["tags"] == {"Vip": "VIP customers"}
+
+
+@pytest.mark.parametrize("tags, errors", [
+    ({"Gone": "X"}, [("tags.Gone", "is not one of the export's segments")]),
+    ({"vip": "A", "VIP": "B"}, [("tags.VIP", "names the same segment as tags.vip")]),
+    ({"Vip": "  "}, [("tags.Vip", "must be 1 to 100 characters, not blank")]),
+    ({"Vip": "x" * 101}, [("tags.Vip", "must be 1 to 100 characters, not blank")]),
+    ({"Vip": 3}, [("tags.Vip", "must be a string, got a number")]),
+    (["Vip"], [("tags", "must be an object of segment name -> tag name, got a list")]),
+])
+def test_a_bad_tags_entry_is_a_field_error_at_its_segment_and_nothing_is_saved(api, api_connection, api_segments,
+                                                                              tags, errors):
+    problem = api("POST", "exports", json_body=export_body(api_connection().id, tags=tags)).json()
+    assert (problem["status"], problem["code"]) == (400, "validation_failed")
+    assert [(error["field"], error["message"]) for error in problem["errors"]] == errors
+    assert api("GET", "exports").json()["exports"] == []
+
+
+def test_two_exports_on_one_connection_cannot_set_the_same_tag(api, api_connection, api_segments,
+                                                               exports_api_contract):
+    connection, other_connection = api_connection(), api_connection()
+    vips = api("POST", "exports", json_body=export_body(connection.id, ["Vip"], displayName="VIPs")).json()
+
+    # Another segment named to the same tag, or the same segment under its default tag: refused.
+    renamed = api("POST", "exports", json_body=export_body(connection.id, ["Newsletter"], tags={"Newsletter": "Vip"}))
+    exports_api_contract.check(renamed, "POST", "/exports")
+    problem = renamed.json()
+    assert (problem["status"], problem["code"], problem["tag"], problem["exportId"]) == (409, "tag_in_use", "Vip",
+                                                                                        vips["id"])
+    assert "'VIPs'" in problem["detail"] and "'Vip'" in problem["detail"]
+    assert problem["errors"] == [{"field": "tags.Newsletter", "message": "tag 'Vip' is set by export 'VIPs'"}]
+    same = api("POST", "exports", json_body=export_body(connection.id, ["Newsletter", "Vip"])).json()
+    assert (same["code"], same["errors"][0]["field"]) == ("tag_in_use", "tags.Vip")  # where the fix goes
+
+    # Not tagging, another tag, or another connection: fine.
+    untagged = api("POST", "exports", json_body=export_body(connection.id, ["Vip"], tagContacts=False))
+    other_tag = api("POST", "exports", json_body=export_body(connection.id, ["Vip"], tags={"Vip": "VIP 2"}))
+    elsewhere = api("POST", "exports", json_body=export_body(other_connection.id, ["Vip"]))
+    assert (untagged.status, other_tag.status, elsewhere.status) == (201, 201, 201)
+
+    # PUT: an export keeps its own tags, but cannot take another's (by renaming or by starting to tag).
+    kept = api("PUT", f"exports/{vips['id']}", json_body=export_body(connection.id, ["Vip"], displayName="VIPs"))
+    assert kept.status == 200
+    taken = api("PUT", f"exports/{vips['id']}", json_body=export_body(connection.id, ["Vip"], tags={"Vip": "VIP 2"}))
+    exports_api_contract.check(taken, "PUT", "/exports/{exportId}")
+    assert (taken.status, taken.json()["code"], taken.json()["exportId"]) == (409, "tag_in_use", other_tag.json()["id"])
+    starts = api("PUT", f"exports/{untagged.json()['id']}", json_body=export_body(connection.id, ["Vip"]))
+    assert (starts.status, starts.json()["tag"], starts.json()["exportId"]) == (409, "Vip", vips["id"])
+    assert api("GET", f"exports/{vips['id']}").json()["tags"] == {}  # refused changes are not saved
+    moved = api("PUT", f"exports/{vips['id']}", json_body=export_body(connection.id, ["Vip"], tags={"Vip": "VIP 3"}))
+    assert moved.status == 200 and moved.json()["tags"] == {"Vip": "VIP 3"}
+    assert api("PUT", f"exports/{untagged.json()['id']}", json_body=export_body(connection.id, ["Vip"])).status == 200
+
+
+def test_renaming_a_tag_moves_it_on_the_next_run_and_spares_a_hand_made_tag_of_the_old_name(
+        api, api_connection, segments_container, sandbox, omnisend_key, finish_run):
+    from tools.sample_export import generate_profiles, write_plain_segment
+
+    profiles = generate_profiles(30, seed=5, bad_share=0.0, duplicate_share=0.0)
+    write_plain_segment(segments_container, "Vip", profiles)
+    members = {profiles.expected(i).email for i in range(30)}
+    connection = api_connection(api_key=omnisend_key, requests_per_minute=50_000, tag_requests_per_minute=50_000)
+    export = api("POST", "exports", json_body=export_body(connection.id, ["Vip"], runOn=[])).json()
+    first = finish_run(api("POST", f"exports/{export['id']}/runs").json()["runId"])
+    assert first["status"] == "succeeded"
+    assert {email for email, tags in sandbox.all_tags().items() if "Vip" in tags} == members
+    sandbox.tag_by_hand("picked.by.hand@example.com", add=["Vip", "Spring"])  # a marketer's, same name
+
+    renamed = api("PUT", f"exports/{export['id']}",
+                  json_body=export_body(connection.id, ["Vip"], runOn=[], tags={"Vip": "VIP customers"}))
+    assert renamed.status == 200 and renamed.json()["tags"] == {"Vip": "VIP customers"}
+    # Until the next run has taken it off, the old tag is still the export's: no other export may take it.
+    early = api("POST", "exports", json_body=export_body(connection.id, ["Vip"], runOn=[]))
+    assert (early.status, early.json()["code"], early.json()["exportId"]) == (409, "tag_in_use", export["id"])
+    assert "still owns tag 'Vip'" in early.json()["detail"]
+    second = finish_run(api("POST", f"exports/{export['id']}/runs").json()["runId"])
+
+    assert second["status"] == "succeeded" and second["untagged"] == len(members)
+    assert second["counts"]["sent"] == len(members)  # the new tag only: the fields did not change
+    tags = sandbox.all_tags()
+    assert {email for email, found in tags.items() if "VIP customers" in found} == members
+    assert all("Vip" not in tags[email] for email in members)
+    assert tags["picked.by.hand@example.com"] == ["Spring", "Vip"]
+
+    third = finish_run(api("POST", f"exports/{export['id']}/runs").json()["runId"])
+    assert (third["status"], third["counts"]["sent"], third["untagged"]) == ("succeeded", 0, 0)
+    assert sandbox.all_tags() == tags
+    assert api("POST", "exports", json_body=export_body(connection.id, ["Vip"], runOn=[])).status == 201  # now free

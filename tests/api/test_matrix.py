@@ -33,9 +33,9 @@ def build_world(api_settings, api_connection, api_segments, omnisend_key):
         private, shared, unused = (api_connection("admins"), api_connection("adminsAndContributors"),
                                    api_connection("admins"))
 
-        def export_body(connection_id: str) -> dict:
+        def export_body(connection_id: str) -> dict:  # untagged: several on one connection set no tag twice
             return {"displayName": "Matrix", "connectionId": connection_id, "segments": ["Vip"],
-                    "mapping": dict(DEFAULT_MAPPING), "runOn": []}
+                    "mapping": dict(DEFAULT_MAPPING), "runOn": [], "tagContacts": False}
 
         from tests.api.conftest import ApiCaller
 
@@ -52,7 +52,8 @@ def build_world(api_settings, api_connection, api_segments, omnisend_key):
                      shared_export=shared_export, private_idle=private_idle,
                      shared_idle=shared_idle, private_run=private_run, shared_run=shared_run),
             bodies=dict(connection={"displayName": "New", "apiKey": omnisend_key, "consent": True},
-                        export_private=export_body(private.id), export_shared=export_body(shared.id)),
+                        export_private=export_body(private.id), export_shared=export_body(shared.id),
+                        run_preview={"mode": "preview"}),
         )
 
     return build
@@ -81,14 +82,21 @@ CASES = [
     ("POST", "/exports/{exportId}/runs", "exports/{shared_idle}/runs", None, (401, 202, 202)),
     ("POST", "/exports/{exportId}/runs", "exports/{private_idle}/runs", None, (401, 403, 202)),
     ("POST", "/exports/{exportId}/runs", "exports/{shared_export}/runs", None, (401, 409, 409)),
+    ("POST", "/exports/{exportId}/runs", "exports/{shared_idle}/runs", "run_preview", (401, 202, 202)),
+    ("POST", "/exports/{exportId}/runs", "exports/{private_idle}/runs", "run_preview", (401, 403, 202)),
     ("GET", "/exports/{exportId}/runs", "exports/{shared_export}/runs", None, (401, 200, 200)),
     ("GET", "/exports/{exportId}/runs", "exports/{private_export}/runs", None, (401, 403, 200)),
     ("GET", "/runs/{runId}", "runs/{shared_run}", None, (401, 200, 200)),
     ("GET", "/runs/{runId}", "runs/{private_run}", None, (401, 403, 200)),
     ("GET", "/runs/{runId}/rejects", "runs/{shared_run}/rejects", None, (401, 200, 200)),
     ("GET", "/runs/{runId}/rejects", "runs/{private_run}/rejects", None, (401, 403, 200)),
+    ("GET", "/runs/{runId}/preview", "runs/{shared_run}/preview", None, (401, 404, 404)),  # not a preview
+    ("GET", "/runs/{runId}/preview", "runs/{private_run}/preview", None, (401, 403, 404)),
     ("POST", "/runs/{runId}/cancel", "runs/{shared_run}/cancel", None, (401, 200, 200)),
     ("POST", "/runs/{runId}/cancel", "runs/{private_run}/cancel", None, (401, 403, 200)),
+    # The world's runs are still queued: nothing held yet (the approval itself: tests/api/test_runs.py).
+    ("POST", "/runs/{runId}/approve-removals", "runs/{shared_run}/approve-removals", None, (401, 409, 409)),
+    ("POST", "/runs/{runId}/approve-removals", "runs/{private_run}/approve-removals", None, (401, 403, 409)),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tests.api.conftest import export_body
+from tests.conftest import API_IDENTITIES
 
 
 def test_runs_start_list_read_cancel_and_refuse_a_second_run(api, api_connection, api_segments,
@@ -141,3 +142,88 @@ def test_redact_error_drops_urls_hosts_paths_and_secret_names(error, redacted):
     from shared.api.runs import redact_error
 
     assert redact_error(error) == (redacted or error)
+
+
+# --- the removal gate: held tag removals and their approval ---------------------------------------
+
+
+def test_held_tag_removals_reach_omnisend_only_after_someone_approves_them(
+        api, api_connection, segments_container, omnisend_key, sandbox, finish_run, finish_approval,
+        exports_api_contract):
+    from tools.sample_export import ProfileSlice, generate_profiles, write_plain_segment
+
+    population = generate_profiles(60, seed=4, bad_share=0.0, duplicate_share=0.0)
+    emails = [population.expected(i).email for i in range(60)]
+    tagged = lambda: {email for email, contact in sandbox.contacts().items() if "Vip" in contact["tags"]}  # noqa: E731
+    shared = api_connection("adminsAndContributors", api_key=omnisend_key, requests_per_minute=50_000,
+                            tag_requests_per_minute=50_000)
+    write_plain_segment(segments_container, "Vip", ProfileSlice(population, 0, 40))
+    export = api("POST", "exports", json_body=export_body(shared.id, runOn=[])).json()
+    assert export["maxRemovalPercent"] == 20
+
+    def run_with(first: int, last: int) -> dict:
+        write_plain_segment(segments_container, "Vip", ProfileSlice(population, first, last - first))
+        return finish_run(api("POST", f"exports/{export['id']}/runs", role="contributor").json()["runId"])
+
+    def approve(run_id: str, role: str = "contributor"):
+        answer = api("POST", f"runs/{run_id}/approve-removals", role=role)
+        exports_api_contract.check(answer, "POST", "/runs/{runId}/approve-removals")
+        return answer
+
+    first = run_with(0, 40)
+    assert (approve(first["runId"]).status, approve(first["runId"]).json()["code"]) == (409, "no_removals_held")
+
+    held = run_with(20, 60)  # 20 of the 60 contacts carrying the tag once the run tagged its segment left: 33.3%
+    view = api("GET", f"runs/{held['runId']}", role="contributor")
+    exports_api_contract.check(view, "GET", "/runs/{runId}")
+    assert view.json()["status"] == "partiallySucceeded"
+    assert [(t["tag"], t["leavers"], t["members"], t["percent"]) for t in view.json()["removalsHeld"]["tags"]] == [
+        ("Vip", 20, 40, 33.33)]
+    assert tagged() == set(emails)  # the joiners got the tag; the leavers kept it
+
+    busy = api("POST", f"exports/{export['id']}/runs").json()["runId"]  # queued, never delivered
+    refused = approve(held["runId"])
+    assert (refused.status, refused.json()["code"], refused.json()["runId"]) == (409, "run_in_progress", busy)
+    assert "removalsApproved" not in api("GET", f"runs/{held['runId']}").json()  # the refusal withdrew it
+    assert api("POST", f"runs/{busy}/cancel").status == 200  # cancelled before planning: the state stays
+
+    approved = approve(held["runId"])
+    assert approved.status == 202 and approved.headers["Location"] == f"/api/runs/{held['runId']}"
+    assert approved.json()["removalsApproved"]["status"] == "applying"
+    assert approved.json()["removalsApproved"]["by"] == API_IDENTITIES["contributor"]
+    assert (approve(held["runId"]).json()["code"]) == "removals_already_approved"
+    assert api("POST", f"exports/{export['id']}/runs").json()["code"] == "run_in_progress"  # the lock is held
+    applied = finish_approval(held["runId"])
+    assert applied["removalsApproved"]["status"] == "applied" and applied["removalsApproved"]["removed"] == 20
+    assert tagged() == set(emails[20:])
+    assert approve(held["runId"]).json()["code"] == "removals_already_approved"
+
+    # A later run replaces the sync state: it decides its own removals, an older approval would be stale.
+    older = run_with(40, 60)  # 20 of 40 leave: held again
+    newer = run_with(40, 60)  # the same segment: decided again, held again
+    assert older["removalsHeld"] and newer["removalsHeld"] and tagged() == set(emails[20:])
+    assert approve(older["runId"]).json()["code"] == "sync_state_replaced"
+    assert approve(newer["runId"], role="admin").status == 202
+    assert finish_approval(newer["runId"])["removalsApproved"]["removed"] == 20
+    assert tagged() == set(emails[40:])
+
+
+def test_removals_are_approved_only_by_who_may_run_the_export(api, api_connection, segments_container, omnisend_key,
+                                                              finish_run):
+    from tools.sample_export import ProfileSlice, generate_profiles, write_plain_segment
+
+    population = generate_profiles(20, seed=6, bad_share=0.0, duplicate_share=0.0)
+    fast = dict(api_key=omnisend_key, requests_per_minute=50_000, tag_requests_per_minute=50_000)
+    private, shared = api_connection("admins", **fast), api_connection("adminsAndContributors", **fast)
+    write_plain_segment(segments_container, "Vip", ProfileSlice(population, 0, 20))
+    export = api("POST", "exports", json_body=export_body(shared.id, runOn=[])).json()
+    finish_run(api("POST", f"exports/{export['id']}/runs").json()["runId"])
+    write_plain_segment(segments_container, "Vip", ProfileSlice(population, 0, 10))
+    held = finish_run(api("POST", f"exports/{export['id']}/runs").json()["runId"])["runId"]
+
+    # The run used a shared connection, but the export moved to an admins-only one: contributors may not run it.
+    assert api("PUT", f"exports/{export['id']}", json_body=export_body(private.id, runOn=[])).status == 200
+    assert api("GET", f"runs/{held}", role="contributor").status == 200
+    refused = api("POST", f"runs/{held}/approve-removals", role="contributor")
+    assert (refused.status, refused.json()["code"]) == (403, "connection_not_usable")
+    assert api("POST", f"runs/{held}/approve-removals", role="admin").status == 202

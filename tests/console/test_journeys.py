@@ -88,6 +88,8 @@ def test_admin_creates_an_export_by_picking_columns_runs_it_and_downloads_the_re
     assert "PrimaryEmail" in options and "LifetimeValue" in options
     page.get_by_label("Schedule", exact=True).uncheck()
     page.get_by_label("Upload").uncheck()
+    expect(page.get_by_label("Tag for Vip")).to_have_value("Vip")  # the segment's name, unless changed
+    page.get_by_label("Tag for Vip").fill("VIP customers")
     check_page(page, "export-form", screenshot=True)
     page.get_by_role("button", name="Save").click()
 
@@ -99,7 +101,7 @@ def test_admin_creates_an_export_by_picking_columns_runs_it_and_downloads_the_re
     saved = next(item for item in stack.call("GET", "exports").json()["exports"] if item["displayName"] == "VIPs to Omnisend")
     assert saved["mapping"] == {"email": "PrimaryEmail", "firstName": "FirstName", "lastName": "LastName",
                                 "country": "Country", "city": "City", "postalCode": "PostCode"}
-    assert saved["segments"] == ["Vip"] and saved["runOn"] == []
+    assert saved["segments"] == ["Vip"] and saved["runOn"] == [] and saved["tags"] == {"Vip": "VIP customers"}
     check_page(page, "exports")
 
     row.get_by_role("button", name="Run now: VIPs to Omnisend").click()
@@ -145,6 +147,38 @@ def test_a_running_export_can_be_cancelled_and_is_not_started_twice(open_page, s
         assert stack.call("GET", f"exports/{export['id']}/runs").json()["runs"][0]["status"] == "cancelled"
     finally:
         stack.sandbox.set_faults()
+
+
+def test_run_now_in_a_mode_and_a_preview_shows_its_report_without_sending(open_page, stack, check_page,
+                                                                         shared_connections):
+    export, _ = stack.export("Previewed VIPs", shared_connections["internal"]["id"], ("Vip",))
+    first = stack.run_to_end(export["id"])
+    page = open_page("admin", f"/#/exports/{export['id']}/runs")
+    page.get_by_label("Mode").select_option("full")
+    page.get_by_role("button", name="Run now").click()
+    expect(page.locator("tbody tr")).to_have_count(2)
+    full_row = page.locator("tbody tr").first
+    expect(full_row).to_contain_text("Run now · full")
+    expect(full_row.locator(".badge")).to_have_text(re.compile("Succeeded|Partly succeeded"), timeout=60_000)
+    before = len(stack.sandbox.request_log())
+
+    page.get_by_label("Mode").select_option("preview")
+    page.get_by_role("button", name="Run now").click()
+    expect(page.locator("tbody tr")).to_have_count(3)
+    row = page.locator("tbody tr").first
+    expect(row).to_contain_text("Run now · preview")
+    expect(row.locator(".badge")).to_have_text("Succeeded", timeout=60_000)
+    expect(row).to_contain_text("nothing sent")
+    row.get_by_role("button", name="Show preview report").click()
+
+    report = page.locator(".preview-report")
+    expect(report.get_by_role("heading", level=2)).to_be_focused()
+    valid = first["counts"]["rows"] - first["counts"]["rejected"]
+    expect(report.locator('tr[data-class="unchanged"]')).to_contain_text(str(valid))
+    expect(report.locator('tr[data-class="new"]')).to_contain_text("0")
+    expect(report).to_contain_text("nobody left a segment")
+    assert [r for r in stack.sandbox.request_log()[before:] if r.method != "GET"] == []
+    check_page(page, "runs-preview")
 
 
 def test_a_failed_run_says_why_in_words(open_page, stack):
@@ -195,9 +229,17 @@ def test_an_export_gets_its_own_schedule_with_errors_beside_its_fields_and_shows
     page.get_by_label("Time zone").fill("Europe/Vilnius")
     page.get_by_role("button", name="Save").click()
 
+    # "Weekly VIPs" on the same connection tags Vip contacts "Vip" already: the tag field says so.
+    expect(page.locator(".form-summary")).to_contain_text("Another export on the connection sets the same tag")
+    expect(page.locator("[data-field-box='tags.Vip'] .error")).to_contain_text("set by export 'Weekly VIPs'")
+    expect(page.get_by_label("Tag for Vip")).to_have_attribute("aria-invalid", "true")
+    page.get_by_label("Tag for Vip").fill("Morning VIPs")
+    page.get_by_role("button", name="Save").click()
+
     expect(page.get_by_role("heading", level=1)).to_have_text("Exports")
     saved = next(item for item in stack.call("GET", "exports").json()["exports"] if item["displayName"] == "Morning VIPs")
     assert saved["schedule"] == {"cron": "0 0 6 * * *", "timeZone": "Europe/Vilnius"} and saved["nextRunAt"]
+    assert saved["tags"] == {"Vip": "Morning VIPs"}
     row = page.get_by_role("row").filter(has_text="Morning VIPs")
     expect(row.locator("[data-label='Next run'] time")).to_have_attribute("datetime", saved["nextRunAt"])
     expect(row).to_contain_text("0 0 6 * * * (Europe/Vilnius)")
@@ -207,6 +249,7 @@ def test_an_export_gets_its_own_schedule_with_errors_beside_its_fields_and_shows
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(re.compile("Runs of"))
     assert stack.call("GET", f"exports/{saved['id']}").json()["schedule"] is None
+    assert stack.call("GET", f"exports/{saved['id']}").json()["tags"] == {"Vip": "Morning VIPs"}  # kept by an edit
 
 
 def test_an_export_maps_birthdate_gender_and_a_custom_property_and_a_bad_name_is_shown_beside_it(
@@ -226,6 +269,7 @@ def test_an_export_maps_birthdate_gender_and_a_custom_property_and_a_bad_name_is
     row.get_by_label("Type").select_option("number")
     expect(row.get_by_label("Separator")).to_be_hidden()  # lists only
     row.get_by_label("When a value cannot be converted").select_option("omit")
+    page.get_by_label("Tag for Vip").fill("VIPs by value")
     page.get_by_role("button", name="Save").click()
 
     error = row.locator("[data-field-box$='.name'] .error")
@@ -257,11 +301,11 @@ def test_an_export_maps_birthdate_gender_and_a_custom_property_and_a_bad_name_is
 
 
 def test_an_edit_after_someone_else_changed_the_export_says_so(open_page, stack, shared_connections):
-    export, etag = stack.export("Edited twice", shared_connections["shared"]["id"])
+    export, etag = stack.export("Edited twice", shared_connections["shared"]["id"], tags={"Vip": "Edited twice"})
     page = open_page("admin", f"/#/exports/{export['id']}/edit")
     expect(page.get_by_label("Display name")).to_have_value("Edited twice")
     expect(page.get_by_label("Email")).to_have_value(DEFAULT_MAPPING["email"])
-    changed = {key: export[key] for key in ("connectionId", "segments", "mapping", "runOn", "tagContacts")}
+    changed = {key: export[key] for key in ("connectionId", "segments", "mapping", "runOn", "tagContacts", "tags")}
     stack.call("PUT", f"exports/{export['id']}", {**changed, "displayName": "Changed by a colleague"},
                headers={"If-Match": etag})
     page.get_by_label("Display name").fill("My change")
@@ -405,3 +449,33 @@ def test_every_page_is_readable_360_px_wide(open_page, check_page, shared_connec
     overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"{path} is {overflow}px wider than 360 px"
     check_page(page, path)
+
+
+def test_held_tag_removals_are_shown_and_approved_from_the_run(open_page, stack, check_page):
+    from tools.sample_export import ProfileSlice, generate_profiles, write_plain_segment
+
+    population = generate_profiles(30, seed=21, bad_share=0.0, duplicate_share=0.0)
+    emails = [population.expected(i).email for i in range(30)]
+    connection = stack.connection("Gated shop", "adminsAndContributors", key=stack.sandbox.add_key("brand-gated"))
+    tagged = lambda: {e for e, c in stack.sandbox.contacts("brand-gated").items() if "Gated" in c["tags"]}  # noqa: E731
+    write_plain_segment(stack.segments, "Gated", ProfileSlice(population, 0, 30))
+    try:
+        export, _ = stack.export("Gated tags", connection["id"], ("Gated",), role="contributor")
+        stack.run_to_end(export["id"])
+        write_plain_segment(stack.segments, "Gated", ProfileSlice(population, 10, 20))  # 10 of 30 leave: 33%
+        held = stack.run_to_end(export["id"])
+        assert held["removalsHeld"]["tags"][0]["leavers"] == 10 and tagged() == set(emails)
+
+        page = open_page("contributor", f"/#/exports/{export['id']}/runs")
+        row = page.locator(f"tbody tr[data-run-id='{held['runId']}']")
+        expect(row.locator(".badge")).to_have_text("Partly succeeded")
+        expect(row.locator(".held")).to_contain_text("“Gated”: 10 contacts left its segment (33.33% of 30)")
+        check_page(page, "runs-held")
+        row.get_by_role("button", name="Approve removals").click()
+        expect(row.locator(".approval")).to_contain_text("10 contacts lost the tag", timeout=60_000)
+        expect(row.get_by_role("button", name="Approve removals")).to_have_count(0)
+        run = stack.call("GET", f"runs/{held['runId']}", role="contributor").json()
+        assert run["removalsApproved"]["by"] == "contributor@contoso.com" and run["removalsApproved"]["removed"] == 10
+        assert tagged() == set(emails[10:])
+    finally:
+        stack.segments.delete_blob("Gated.csv")

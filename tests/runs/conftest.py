@@ -26,9 +26,11 @@ def api_settings(settings, sandbox):
 
 @pytest.fixture()
 def export_of(api_settings, api_connection, omnisend_key, segments_container):
-    """export_of(segments, tag_contacts=True, **connection_changes) -> a stored Export on a new connection."""
+    """export_of(segments, tag_contacts=True, tags=None, max_removal_percent=20, **connection_changes) -> a
+    stored Export on a new connection (`tags`: segment -> tag, where not the segment's name)."""
 
-    def make(segments: list[str], tag_contacts: bool = True, run_on=("schedule",), **connection_changes):
+    def make(segments: list[str], tag_contacts: bool = True, run_on=("schedule",), tags: dict | None = None,
+             max_removal_percent: float = documents.DEFAULT_MAX_REMOVAL_PERCENT, **connection_changes):
         connection = api_connection(api_key=connection_changes.pop("api_key", omnisend_key),
                                     requests_per_minute=50_000, tag_requests_per_minute=50_000,
                                     **connection_changes)
@@ -36,7 +38,8 @@ def export_of(api_settings, api_connection, omnisend_key, segments_container):
         export = documents.Export(
             id=documents.new_id(), display_name="test", connection_id=connection.id, segments=list(segments),
             mapping=dict(DEFAULT_MAPPING), created_at=now, updated_at=now, created_by="admin@contoso.com",
-            run_on=list(run_on), tag_contacts=tag_contacts,
+            run_on=list(run_on), tag_contacts=tag_contacts, tags=dict(tags or {}),
+            max_removal_percent=max_removal_percent,
         )
         documents.DocumentStore(api_settings).put_export(export)
         return export
@@ -59,11 +62,18 @@ class Pump:
         self.watchdog_passes = 0
 
     def until_ended(self, run_id: str, timeout: float = 60.0) -> runs.Run:
+        return self.until(run_id, lambda run: run.terminal, timeout)
+
+    def until_applied(self, run_id: str, timeout: float = 60.0) -> runs.Run:
+        """Until applying the run's approved removals has ended (applied or failed)."""
+        return self.until(run_id, lambda run: run.terminal and not run.applying_removals, timeout)
+
+    def until(self, run_id: str, done, timeout: float = 60.0) -> runs.Run:
         deadline = time.monotonic() + timeout
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:
             run = runs.get_run(self.settings, run_id)
-            if run.terminal:
+            if done(run):
                 return run
             received = self.receive()
             for message in received:
@@ -75,7 +85,8 @@ class Pump:
                 quiet_since = time.monotonic()
             else:
                 time.sleep(0.05)
-        raise AssertionError(f"run {run_id} did not end within {timeout:.0f} s: {runs.get_run(self.settings, run_id)}")
+        raise AssertionError(f"run {run_id} did not get there within {timeout:.0f} s: "
+                             f"{runs.get_run(self.settings, run_id)}")
 
     def receive(self) -> list:
         try:
@@ -131,6 +142,16 @@ def pump(api_settings):
         return Pump(api_settings, **options).until_ended(run_id, timeout)
 
     return run
+
+
+@pytest.fixture()
+def pump_approval(api_settings):
+    """pump_approval(run_id, **Pump options) -> the Run once applying its approved removals has ended."""
+
+    def apply(run_id: str, *, timeout: float = 60.0, **options) -> runs.Run:
+        return Pump(api_settings, **options).until_applied(run_id, timeout)
+
+    return apply
 
 
 def read_rejects(settings, run_id: str) -> list[dict]:

@@ -11,7 +11,8 @@ import pytest
 from shared.blobstate import utc_text
 from shared.runs import finisher
 from shared.runs.finisher import Verdict, WatchPolicy
-from shared.runs.model import Counts, Due, ExportSnapshot, Plan, PlannedChunk, Run, RunStatus, StepKind, Trigger
+from shared.runs.model import (Approval, ApprovalStatus, Counts, Due, ExportSnapshot, HeldRemoval, Plan, PlannedChunk, Run,
+                               RunStatus, StepKind, Trigger)
 from shared.segments import Chunk, CsvFormat
 
 NOW = "2026-01-01T01:00:00.000Z"
@@ -140,3 +141,91 @@ def test_what_a_stalled_run_misses():
     assert finisher.missing(run) == finisher.Missing(chunks=(0,))
     counted(run, 0, 2, 3)
     assert finisher.missing(run) == finisher.Missing(untag_waves=(0,))
+
+
+# --------------------------------------------------------------------------- held removals and their approval
+
+HELD = HeldRemoval("A", 40, 100, 100, 28.57, "40 of the 140 contacts tagged 'A' left its segment")
+
+
+def a_held_run(**changes) -> Run:
+    run = a_run()
+    finisher.record_plan(run, a_plan(1, sequential=False), "me", NOW)
+    counted(run, 0)
+    finisher.untag_done(run, 0, 3, None, [HELD])
+    finisher.advance(run, "me", NOW)
+    for name, value in changes.items():
+        setattr(run, name, value)
+    return run
+
+
+def test_held_removals_end_the_run_partially_succeeded_with_them_and_no_error():
+    run = a_held_run()
+    assert (run.status, run.untagged, run.error, run.removals_held) == (RunStatus.PARTIALLY_SUCCEEDED, 3, None, [HELD])
+    view = run.to_api()
+    assert view["removalsHeld"]["tags"] == [HELD.to_api()] and view["removalsHeld"]["maxRemovalPercent"] == 20
+    assert view["removalsHeld"]["reason"].startswith("tag removals over maxRemovalPercent (20%) are held")
+    assert Run.from_dict(run.to_dict()) == run
+
+
+def test_what_an_approval_is_refused_for():
+    assert finisher.approval_refusal(a_run()).code == "no_removals_held"  # still running
+    assert "not ended" in finisher.approval_refusal(a_run()).detail
+    done = a_run(status=RunStatus.SUCCEEDED)
+    assert finisher.approval_refusal(done).code == "no_removals_held"
+    held = a_held_run()
+    assert finisher.approval_refusal(held) is None
+    assert finisher.state_refusal(held, "r") is None
+    assert finisher.state_refusal(held, "later").code == "sync_state_replaced"
+    assert finisher.state_refusal(held, None).code == "sync_state_replaced"
+    busy = finisher.active_refusal(held, "later")
+    assert (busy.code, busy.active_run) == ("run_in_progress", "later")
+
+
+def test_an_approval_is_recorded_once_applied_or_failed_and_a_failed_one_may_be_repeated():
+    run = a_held_run()
+    assert finisher.approve(run, "ann", NOW) is None
+    assert run.applying_removals and run.removals_approved == Approval("ann", NOW)
+    assert finisher.approve(run, "bob", NOW).code == "removals_already_approved"
+
+    finisher.approval_done(run, 0, "Omnisend refused the key", NOW)
+    assert run.removals_approved.status is ApprovalStatus.FAILED and not run.applying_removals
+    assert finisher.approve(run, "bob", "later") is None and run.removals_approved.by == "bob"
+    finisher.approval_done(run, 40, None, "end")
+    finisher.approval_done(run, 99, "too late", "end")  # only an approval being applied ends
+    assert run.to_api()["removalsApproved"] == {"by": "bob", "at": "later", "status": "applied", "removed": 40,
+                                               "finishedAt": "end"}
+    assert finisher.approve(run, "cy", NOW).code == "removals_already_approved"
+    assert Run.from_dict(run.to_dict()) == run
+
+
+def test_a_refused_approval_is_withdrawn_leaving_an_earlier_failed_one_as_it_was():
+    run = a_held_run()
+    finisher.approve(run, "ann", NOW)
+    finisher.approval_done(run, 0, "failed", NOW)
+    failed = run.removals_approved
+    finisher.approve(run, "bob", "later")
+    finisher.withdraw(run, run.removals_approved, failed)
+    assert run.removals_approved == failed
+
+
+@pytest.mark.parametrize("approved_minutes_ago, quiet_minutes, verdict", [
+    (5, 1, Verdict.NONE), (20, 16, Verdict.REDRIVE), (24 * 60 + 1, 1, Verdict.FAIL)])
+def test_the_watchdog_on_an_approval_being_applied(approved_minutes_ago, quiet_minutes, verdict):
+    now = START + timedelta(days=3)
+    run = a_held_run()
+    finisher.approve(run, "ann", utc_text(now - timedelta(minutes=approved_minutes_ago)))
+    policy = WatchPolicy(stall=timedelta(minutes=15), max_run=timedelta(hours=24))
+    assert finisher.approval_verdict(run, now, now - timedelta(minutes=quiet_minutes), policy) is verdict
+    finisher.approval_done(run, 0, None, NOW)
+    assert finisher.approval_verdict(run, now, now - timedelta(days=2), policy) is Verdict.NONE
+def test_a_preview_plan_ends_the_run_at_once_with_its_chunks_counted_and_nothing_queued():
+    run = a_run()
+    chunk = Chunk("A", "A.csv", "0x1", 0, 10, 1, 10, ("E",), CsvFormat())
+    waves = ((PlannedChunk(0, 0, chunk, False, Counts(10, rejected=1, unchanged=9)),),
+             (PlannedChunk(1, 1, chunk, False, Counts(10, unchanged=10)),))
+    finisher.record_plan(run, Plan("tok", "me", ("A", "B"), 20, True, waves, "preview"), "me", NOW)
+
+    assert (run.status, run.mode, run.finished_at, run.outbox) == (RunStatus.SUCCEEDED, "preview", NOW, [])
+    assert run.counts == Counts(20, rejected=1, unchanged=19) and run.untag_pending == []  # no finishing step
+    assert finisher.missing(run).nothing

@@ -18,6 +18,7 @@ DEADLINE = "2026-01-01T06:00:00.000Z"
     messages.PlanMessage("run-1", DEADLINE),
     messages.ChunkMessage("run-1", 3, 1, CHUNK, DEADLINE, notes="ab12", attempt=2, owner="m1"),
     messages.UntagMessage("run-1", 1, DEADLINE, attempt=1),
+    messages.ApproveMessage("run-1", DEADLINE, attempt=3, owner="m2"),
 ])
 def test_messages_round_trip_through_json(message):
     assert messages.parse(messages.to_json(message)) == message

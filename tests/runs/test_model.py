@@ -41,6 +41,18 @@ def test_progress_stays_below_one_until_the_run_has_ended():
     assert a_run(status=RunStatus.QUEUED).progress == 0.0
 
 
+def test_a_delete_run_shows_its_tag_removals_as_progress_and_untagged_whether_the_export_tags_or_not():
+    untagging = ExportSnapshot("c", ("Vip",), {"email": "E"}, False)
+    running = a_run(trigger=Trigger.DELETE, export=untagging, status=RunStatus.RUNNING, removals_planned=400,
+                    removals_done=100)
+    assert (running.progress, running.to_api()["untagged"], running.to_api()["trigger"]) == (0.25, 100, "delete")
+    assert a_run(trigger=Trigger.DELETE, status=RunStatus.RUNNING).progress == 0.0  # nothing to remove yet
+    ended = a_run(trigger=Trigger.DELETE, status=RunStatus.SUCCEEDED, removals_planned=400, removals_done=300,
+                  untagged=400)
+    assert (ended.progress, ended.to_api()["untagged"]) == (1.0, 400)
+    assert Run.from_dict(json.loads(json.dumps(running.to_dict()))) == running
+
+
 def test_the_stored_form_round_trips():
     run = a_run(status=RunStatus.RUNNING, counts=Counts(3, 2, 1, 0), wave_sizes=[2, 1], plan_token="ab12",
                 waves_opened=1, chunks_done=[0], untag_pending=[1], outbox=[Due(StepKind.WAVE, 1, 2, "me", "t")],

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared import runs
+from shared import runs, sync
 from shared.runs import planner
 from shared.runs.model import Note
 from tests.runs.conftest import Pump, clean_segment, counts
@@ -107,3 +107,47 @@ def test_a_plan_that_always_fails_fails_the_run_with_its_error(api_settings, exp
 
     assert run.status == "failed"
     assert run.error == "planning failed on every attempt: OSError: storage hiccup"
+
+
+# --- what each mode sends of a row, without storage
+
+
+def decider_on(mode):
+    """A SyncDecider on a state where a@ is as sent and tagged A, b@ is as sent without tag A."""
+    from tests.sync.conftest import make_state
+
+    state = make_state({"a@example.com": ("Ann", {"A"}), "b@example.com": ("Ben", set())}, ("A",))
+    decider = planner.SyncDecider(state, mode, tagging=True)
+    decider.start_segment("A")
+    return decider
+
+
+def row(email: str, first_name: str) -> tuple[int, int]:
+    from shared.mapping import email_key
+    from tests.sync.conftest import body
+
+    return email_key(email), sync.fingerprint(body(email, first_name))
+
+
+ROWS = {"unchanged": row("a@example.com", "Ann"), "changed": row("a@example.com", "Anna"),
+        "tagOnly": row("b@example.com", "Ben"), "new": row("n@example.com", "Nia")}
+
+
+@pytest.mark.parametrize("mode, expected", [
+    (sync.SyncMode.INCREMENTAL, {"unchanged": Note.UNCHANGED, "changed": Note.CHANGED, "tagOnly": Note.TAG,
+                                 "new": None}),
+    (sync.SyncMode.FULL, {"unchanged": Note.CHANGED_TAG, "changed": Note.CHANGED_TAG, "tagOnly": Note.CHANGED_TAG,
+                          "new": None}),  # every valid row upserted (and tagged): edits made in Omnisend repaired
+])
+def test_a_full_run_upserts_every_row_an_incremental_run_only_what_changed(mode, expected):
+    decider = decider_on(mode)
+    assert {name: decider.note(*keys, None) for name, keys in ROWS.items()} == expected
+
+
+def test_a_preview_classifies_rows_as_an_incremental_run_would():
+    decider = decider_on(sync.SyncMode.PREVIEW)
+    assert {name: decider.row_class(*keys, None).value for name, keys in ROWS.items()} == {
+        "unchanged": "unchanged", "changed": "changed", "tagOnly": "tagOnly", "new": "new"}
+    # A contact an earlier segment delivers: only its membership of this segment's tag counts.
+    assert decider.row_class(*ROWS["changed"], Note.TAG_ONLY) is sync.RowClass.UNCHANGED
+    assert decider.row_class(*ROWS["new"], Note.TAG_ONLY) is sync.RowClass.TAG_ONLY

@@ -1,13 +1,18 @@
 """Contacts that left a segment lose the tag the export gave them (shared/runs/untag.py)."""
 from __future__ import annotations
 
+from array import array
+
+import pytest
+
 from shared import runs
 from shared import sync
 from shared.mapping import email_key
 from shared.omnisend import MAX_TAG_EMAILS, OmnisendClient
 from shared.ratelimit import SlidingWindowLimiter
+from shared.runs.approval import approval_calls
 from shared.runs.untag import removal_calls
-from tests.runs.conftest import clean_segment
+from tests.runs.conftest import clean_segment, sync_counts
 from tools.sample_export import ProfileSlice, generate_profiles, write_plain_segment
 
 
@@ -30,7 +35,7 @@ def test_contacts_that_left_a_segment_lose_its_tag_and_keep_the_others(api_setti
     population = generate_profiles(140, seed=9, bad_share=0.0, duplicate_share=0.0)
     emails = [population.expected(i).email for i in range(140)]
     write_plain_segment(segments_container, "Vip", ProfileSlice(population, 0, 100))
-    export = export_of(["Vip"])
+    export = export_of(["Vip"], max_removal_percent=30)  # 40 of 140 leave: 28.6%, under the gate
     first = pump(runs.start_run(api_settings, export, "manual").run_id)
     assert first.untagged == 0 and first.to_api()["untagged"] == 0
 
@@ -58,3 +63,53 @@ def test_a_segment_without_a_valid_email_removes_no_tag(api_settings, export_of,
 
     assert run.status == "partiallySucceeded" and run.untagged == 0
     assert sum("Vip" in c["tags"] for c in sandbox.contacts().values()) == 30
+
+
+def test_an_approval_untags_only_the_held_contacts_that_still_carry_the_tag():
+    emails = [f"h{i}@x.io" for i in range(600)]
+    state = sync.SyncState.from_entries([(e, 7, 1 if i % 3 else 0) for i, e in enumerate(emails)],
+                                        sync.StateInfo(("Vip",)))
+    held = array("Q", sorted(email_key(e) for e in emails[:560]))  # held earlier; every third lost the bit since
+
+    calls = approval_calls(state, [("Vip", held), ("Gone", held)])  # a tag no longer in the state: nothing
+
+    expected = {e for i, e in enumerate(emails[:560]) if i % 3}
+    assert [tag for tag, _, _ in calls] == ["Vip", "Vip"] and len(calls[0][1]) == MAX_TAG_EMAILS
+    assert {e for _, batch, _ in calls for e in batch} == expected
+    assert all(list(map(email_key, batch)) == list(keys) for _, batch, keys in calls)
+
+
+def test_removals_over_the_gate_are_held_until_approved(api_settings, export_of, segments_container, sandbox, pump,
+                                                        pump_approval):
+    population = generate_profiles(140, seed=9, bad_share=0.0, duplicate_share=0.0)
+    emails = [population.expected(i).email for i in range(140)]
+    write_plain_segment(segments_container, "Vip", ProfileSlice(population, 0, 100))
+    export = export_of(["Vip"])  # maxRemovalPercent 20
+    pump(runs.start_run(api_settings, export, "manual").run_id)
+    write_plain_segment(segments_container, "Vip", ProfileSlice(population, 40, 100))  # 40 of 140 leave: 28.6%
+
+    held = pump(runs.start_run(api_settings, export, "manual").run_id)
+
+    view = held.to_api()
+    assert view["status"] == "partiallySucceeded" and view["untagged"] == 0 and "error" not in view
+    assert view["counts"]["rejected"] == view["counts"]["failed"] == 0 and view["counts"]["added"] == 40
+    assert view["removalsHeld"]["tags"] == [{"tag": "Vip", "leavers": 40, "carriers": 100, "members": 100,
+                                             "percent": 28.57, "reason": view["removalsHeld"]["tags"][0]["reason"]}]
+    assert "over maxRemovalPercent 20%" in view["removalsHeld"]["reason"]
+    assert {e for e, c in sandbox.contacts().items() if "Vip" in c["tags"]} == set(emails)  # joiners tagged, none lost
+
+    approving = runs.approve_removals(api_settings, held.run_id, "ann@contoso.com")
+    assert approving.to_api()["removalsApproved"]["status"] == "applying"
+    applied = pump_approval(held.run_id)
+
+    approved = applied.to_api()["removalsApproved"]
+    assert (approved["by"], approved["status"], approved["removed"]) == ("ann@contoso.com", "applied", 40)
+    assert applied.status == "partiallySucceeded" and applied.untagged == 0  # the run stays as it ended
+    assert {e for e, c in sandbox.contacts().items() if "Vip" in c["tags"]} == set(emails[40:])
+    with pytest.raises(runs.ApprovalRefused) as again:
+        runs.approve_removals(api_settings, held.run_id, "ann@contoso.com")
+    assert again.value.code == "removals_already_approved"
+
+    after = pump(runs.start_run(api_settings, export, "manual").run_id)  # the state knows they lost it
+    assert after.status == "succeeded" and after.untagged == 0 and not after.removals_held
+    assert sync_counts(after) == {"added": 0, "updated": 0, "unchanged": 100}
