@@ -151,7 +151,8 @@ def test_a_running_export_can_be_cancelled_and_is_not_started_twice(open_page, s
 
 def test_run_now_in_a_mode_and_a_preview_shows_its_report_without_sending(open_page, stack, check_page,
                                                                          shared_connections):
-    export, _ = stack.export("Previewed VIPs", shared_connections["internal"]["id"], ("Vip",))
+    export, _ = stack.export("Previewed VIPs", shared_connections["internal"]["id"], ("Vip",),
+                             tags={"Vip": "Previewed VIPs"})
     first = stack.run_to_end(export["id"])
     page = open_page("admin", f"/#/exports/{export['id']}/runs")
     page.get_by_label("Mode").select_option("full")
