@@ -62,3 +62,46 @@ class FaultPlan:
         if self._pending_death:
             self._pending_death = False
             raise ProcessDeath(f"process died after {site(op, target)}")
+
+
+# The crash tests' stand-ins for a fresh deployment: budgets no run reaches, batches that finish at once.
+FAST = 1_000_000
+
+
+def fast_services(azurite, secrets_dir):
+    """(settings, sandbox) on containers and a queue of their own; the caller stops the sandbox."""
+    import dataclasses
+    import uuid
+
+    from shared.settings import Settings
+    from tools.omnisend_sandbox import OmnisendSandbox
+
+    suffix = uuid.uuid4().hex[:10]
+    settings = Settings.from_env({
+        "AzureWebJobsStorage": azurite.connection_string, "SEGMENTS_CONTAINER": f"segments-{suffix}",
+        "STATE_CONTAINER": f"state-{suffix}", "EXPORT_QUEUE": f"chunks-{suffix}",
+        "LOCAL_SECRETS_DIR": str(secrets_dir),
+    })
+    sandbox = OmnisendSandbox(requests_per_minute=FAST, tag_requests_per_minute=FAST,
+                              batch_step_seconds=0.0005).start()
+    return dataclasses.replace(settings, omnisend_api_url=sandbox.url, chunk_rows=100), sandbox
+
+
+def stored_export(settings, api_key: str, name: str, segments: list[str]):
+    """A stored export on a new connection with the FAST budgets, its key in the local secret store."""
+    from shared import documents
+    from shared.keystore import secret_name_for, secret_store
+    from tools.sample_export import DEFAULT_MAPPING
+
+    now, connection_id = documents.utc_now(), documents.new_id()
+    connection = documents.Connection(
+        id=connection_id, display_name=name, secret_name=secret_name_for(connection_id), export_user="a",
+        consent_at=now, created_at=now, created_by="a", requests_per_minute=FAST, tag_requests_per_minute=FAST)
+    secret_store(settings).set(connection.secret_name, api_key)
+    store = documents.DocumentStore(settings)
+    store.put_connection(connection)
+    export = documents.Export(
+        id=documents.new_id(), display_name=name, connection_id=connection_id, segments=list(segments),
+        mapping=dict(DEFAULT_MAPPING), created_at=now, updated_at=now, created_by="a", run_on=[])
+    store.put_export(export)
+    return export

@@ -18,16 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from shared import documents, runs, storage, sync
-from shared.keystore import secret_name_for, secret_store
 from shared.runs import lock
 from shared.runs.store import RunStore
 from tests.runs.conftest import Pump
-from tests.runs.faults import FaultPlan
+from tests.runs.faults import FaultPlan, fast_services, stored_export
 from tests.runs.test_crash_matrix import EFFECTS
 from tools.omnisend_sandbox import OmnisendSandbox
-from tools.sample_export import DEFAULT_MAPPING, ProfileSlice, generate_profiles, write_plain_segment
+from tools.sample_export import ProfileSlice, generate_profiles, write_plain_segment
 
-FAST = 1_000_000
 POPULATION = generate_profiles(140, seed=11, bad_share=0.0, duplicate_share=0.0)
 EMAILS = [POPULATION.expected(i).email for i in range(140)]
 ESSENTIAL = {
@@ -96,33 +94,13 @@ class Approvals:
                        lock.read(store, export.id) is not None)
 
     def _export(self, settings, api_key: str) -> documents.Export:
-        now, connection_id = documents.utc_now(), documents.new_id()
-        connection = documents.Connection(
-            id=connection_id, display_name="gate", secret_name=secret_name_for(connection_id), export_user="a",
-            consent_at=now, created_at=now, created_by="a", requests_per_minute=FAST, tag_requests_per_minute=FAST)
-        secret_store(settings).set(connection.secret_name, api_key)
-        store = documents.DocumentStore(settings)
-        store.put_connection(connection)
-        export = documents.Export(
-            id=documents.new_id(), display_name="gate", connection_id=connection_id, segments=["Vip"],
-            mapping=dict(DEFAULT_MAPPING), created_at=now, updated_at=now, created_by="a", run_on=[])
-        store.put_export(export)
-        return export
+        return stored_export(settings, api_key, "gate", ["Vip"])
 
 
 @pytest.fixture(scope="module")
 def approvals(azurite, tmp_path_factory):
-    from shared.settings import Settings
-
-    suffix = uuid.uuid4().hex[:10]
-    settings = Settings.from_env({
-        "AzureWebJobsStorage": azurite.connection_string, "SEGMENTS_CONTAINER": f"segments-{suffix}",
-        "STATE_CONTAINER": f"state-{suffix}", "EXPORT_QUEUE": f"chunks-{suffix}",
-        "LOCAL_SECRETS_DIR": str(tmp_path_factory.mktemp("secrets")),
-    })
-    sandbox = OmnisendSandbox(requests_per_minute=FAST, tag_requests_per_minute=FAST,
-                              batch_step_seconds=0.0005).start()
-    yield Approvals(dataclasses.replace(settings, omnisend_api_url=sandbox.url, chunk_rows=100), sandbox)
+    settings, sandbox = fast_services(azurite, tmp_path_factory.mktemp("secrets"))
+    yield Approvals(settings, sandbox)
     sandbox.stop()
 
 

@@ -26,15 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from shared import documents, runs, storage, sync
-from shared.keystore import secret_name_for, secret_store
 from tests.runs.conftest import Pump
-from tests.runs.faults import FaultPlan
+from tests.runs.faults import FaultPlan, fast_services, stored_export
 from tools.omnisend_sandbox import OmnisendSandbox
 from tools.sample_export import (
-    DEFAULT_MAPPING, ProfileSlice, generate_profiles, overlapping_segments, write_plain_segment,
+    ProfileSlice, generate_profiles, overlapping_segments, write_plain_segment,
 )
 
-FAST = 1_000_000
 RUN_TIMEOUT = 300.0  # seconds: eight runs at once on a loaded machine are slow; a stuck run still fails
 EFFECTS = ("write", "send", "delete")  # calls whose effect may land before the process dies
 # Calls every run must make: if the trace misses one, the matrix would silently shrink.
@@ -96,39 +94,18 @@ class Matrix:
         return Outcome(run.status.value, run.counts.to_dict(), contacts, run.untagged, state)
 
     def _export(self, settings, api_key: str) -> documents.Export:
-        now, connection_id = documents.utc_now(), documents.new_id()
-        connection = documents.Connection(
-            id=connection_id, display_name="crash", secret_name=secret_name_for(connection_id), export_user="a",
-            consent_at=now, created_at=now, created_by="a", requests_per_minute=FAST, tag_requests_per_minute=FAST)
-        secret_store(settings).set(connection.secret_name, api_key)
-        store = documents.DocumentStore(settings)
-        store.put_connection(connection)
-        export = documents.Export(
-            id=documents.new_id(), display_name="crash", connection_id=connection_id, segments=["Vip", "News"],
-            mapping=dict(DEFAULT_MAPPING), created_at=now, updated_at=now, created_by="a", run_on=[])
-        store.put_export(export)
-        return export
+        return stored_export(settings, api_key, "crash", ["Vip", "News"])
 
 
 @pytest.fixture(scope="module")
 def matrix(azurite, tmp_path_factory):
-    from shared.settings import Settings
-
-    suffix = uuid.uuid4().hex[:10]
-    settings = Settings.from_env({
-        "AzureWebJobsStorage": azurite.connection_string, "SEGMENTS_CONTAINER": f"segments-{suffix}",
-        "STATE_CONTAINER": f"state-{suffix}", "EXPORT_QUEUE": f"chunks-{suffix}",
-        "LOCAL_SECRETS_DIR": str(tmp_path_factory.mktemp("secrets")),
-    })
-    sandbox = OmnisendSandbox(requests_per_minute=FAST, tag_requests_per_minute=FAST,
-                              batch_step_seconds=0.0005).start()
-    settings = dataclasses.replace(settings, omnisend_api_url=sandbox.url, chunk_rows=100)
+    settings, sandbox = fast_services(azurite, tmp_path_factory.mktemp("secrets"))
     container = storage.container(settings, settings.segments_container)
     container.create_container()
     population = generate_profiles(250, seed=3, bad_share=0.03)
     for name, profiles in overlapping_segments(("Vip", "News"), population).items():  # Vip 0-149, News 100-249
         write_plain_segment(container, name, profiles)
-    next_day = storage.container(settings, f"segments-next-{suffix}")
+    next_day = storage.container(settings, f"{settings.segments_container}-next")
     next_day.create_container()
     for name, profiles in {"Vip": ProfileSlice(population, 20, 150), "News": ProfileSlice(population, 100, 135)}.items():
         write_plain_segment(next_day, name, profiles)  # 20 leave Vip, 20 join it; 15 leave News
