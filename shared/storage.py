@@ -6,6 +6,7 @@ from functools import lru_cache
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
 
+from .environment import http_environment
 from .settings import Settings, StorageSettings
 
 
@@ -27,11 +28,20 @@ def _service_uri(storage: StorageSettings, service: str) -> str:
     return f"https://{storage.account_name}.{service}.core.windows.net"
 
 
+def _from_connection_string(client_class, connection_string: str, *args, **kwargs):
+    """A client of `connection_string` with the environment's HTTP settings for its endpoint, which
+    the connection string names (the SDK parses it: a first client, never used, tells the URL)."""
+    url = client_class.from_connection_string(connection_string, *args, **kwargs).url
+    return client_class.from_connection_string(connection_string, *args, **kwargs,
+                                               **http_environment(url).sdk_options())
+
+
 @lru_cache(maxsize=8)
 def blob_service(storage: StorageSettings) -> BlobServiceClient:
     if storage.connection_string:
-        return BlobServiceClient.from_connection_string(storage.connection_string)
-    return BlobServiceClient(_service_uri(storage, "blob"), credential=_credential(storage))
+        return _from_connection_string(BlobServiceClient, storage.connection_string)
+    uri = _service_uri(storage, "blob")
+    return BlobServiceClient(uri, credential=_credential(storage), **http_environment(uri).sdk_options())
 
 
 def container(settings: Settings, name: str) -> ContainerClient:
@@ -45,7 +55,7 @@ def queue(settings: Settings, name: str) -> QueueClient:
         message_decode_policy=BinaryBase64DecodePolicy(),
     )
     if settings.storage.connection_string:
-        return QueueClient.from_connection_string(settings.storage.connection_string, name, **policies)
-    return QueueClient(
-        _service_uri(settings.storage, "queue"), name, credential=_credential(settings.storage), **policies
-    )
+        return _from_connection_string(QueueClient, settings.storage.connection_string, name, **policies)
+    uri = _service_uri(settings.storage, "queue")
+    return QueueClient(uri, name, credential=_credential(settings.storage), **policies,
+                       **http_environment(uri).sdk_options())

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import requests
 
+from ..environment import http_environment
 from ._errors import RateLimitedError, TransientError, map_error, problem_text
 from ._masking import mask_email, mask_emails_in
 from ._models import BATCH_STATUSES, Batch, BatchItemResult
@@ -73,7 +74,7 @@ class OmnisendClient:
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
-        self._session = requests.Session()
+        self._session = http_environment(self.base_url).apply(requests.Session())
         self._session.headers.update({"Omnisend-Version": API_VERSION, "Accept": "application/json",
                                       "User-Agent": USER_AGENT})
         self._request_count = 0
