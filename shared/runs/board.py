@@ -7,9 +7,20 @@ batches that finished or stopped, for every chunk at once (also those on the pag
 registered yet: a chunk still creating its batches finds them when it asks). The chunks come back later, take their
 outcomes from the board and settle them (per-item results of a batch with errors are read by its chunk).
 
-Reads cost the rate budget that upserts need, so they are spaced by how busy the connection is:
-while some chunk is still creating batches (it announced so on the board), a read is due every
-BUSY_READ_SECONDS; once none is, every IDLE_READ_SECONDS, so the last batches of a run settle quickly.
+Reads cost the rate budget that upserts need, so they are spaced by how busy the connection is
+(`ReadPace`): while some chunk is still creating batches (it announced so on the board), a read is due
+every BUSY_READ_SECONDS at Omnisend's 400 requests a minute; once none is, every IDLE_READ_SECONDS, so
+the last batches of a run settle quickly. A chunk that will tag its contacts once its batches settle
+registers them as urgent: segment tags have a budget of their own, about a seventh of the upserts'
+contacts a minute, and it is spent only by chunks whose batches are settled, so while such batches
+are wanted reads are due every TAG_READ_SECONDS (a twentieth of the general budget).
+
+Upserts must not run ahead of the tags either: a chunk that waits for its batches comes back through
+the queue behind every chunk queued before it came back, so chunks creating batches as fast as the
+general budget allows would keep the tagging ones out of the workers until the last upsert. A chunk
+announces how many tag calls it will make once its batches settle; while a window's worth of tag calls
+is owed, a chunk yet to create its batches is held (`held_for_tags`) and comes back about when its
+turn is due.
 
 The decisions are pure functions of a `Board`; `BatchBoard` is the thin I/O around them (one blob per
 connection, written with ETags).
@@ -25,6 +36,7 @@ from typing import Callable, Iterable
 
 from .. import blobstate
 from ..omnisend import MAX_PAGE_SIZE, Batch, NotFoundError, OmnisendClient
+from ..ratelimit import Budget
 from . import paths
 from .store import RunStore
 
@@ -32,6 +44,8 @@ log = logging.getLogger(__name__)
 
 BUSY_READ_SECONDS = 15.0  # between reads while batches are still being created, at Omnisend's 400/min
 IDLE_READ_SECONDS = 1.0  # between reads once no chunk is creating batches
+TAG_READ_SECONDS = 3.0  # between reads while batches of a chunk that will tag are wanted, at 400/min
+MIN_TAG_READ_SECONDS = 0.5  # ... on any budget
 LEASE_SECONDS = 30.0  # a reader that died lets go of the board after this long
 CREATING_SECONDS = 2.0  # an announcement of batches being created lapses after this long per batch,
 MIN_CREATING_SECONDS = 10.0  # ... and not before this long
@@ -39,6 +53,8 @@ KEEP_SECONDS = 120.0  # how long a recorded outcome stays for its chunk to colle
 MAX_PAGES = 8  # list pages per read (2,000 batches)
 SINGLE_READ_AFTER = 60.0  # a wanted batch no list page showed for this long is read on its own
 MAX_SINGLE_READS = 5  # ... at most this many per read
+TAGGING_SECONDS = 600.0  # the tag calls a chunk announced count until it made them, or for this long
+MAX_HOLD_SECONDS = 300.0  # a chunk held for the tags comes back within this long
 GONE = "gone"  # the status recorded for a batch Omnisend no longer has (404)
 
 
@@ -49,19 +65,25 @@ class Board:
     wanted: dict[str, float] = field(default_factory=dict)  # batch id -> when it was registered
     done: dict[str, list] = field(default_factory=dict)  # batch id -> [status, errors, total, finished, at]
     creating: dict[str, float] = field(default_factory=dict)  # delivery -> until when it creates batches
+    urgent: set[str] = field(default_factory=set)  # wanted batches of chunks that tag once they settle
+    tagging: dict[str, list] = field(default_factory=dict)  # delivery -> [until, tag calls it still owes]
+    admitted: dict[str, list] = field(default_factory=dict)  # run id -> [last chunk seq let in, when]
     read_at: float = 0.0
     reader: str | None = None
     reader_until: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"wanted": self.wanted, "done": self.done, "creating": self.creating, "readAt": self.read_at,
-                "reader": self.reader, "readerUntil": self.reader_until}
+        return {"wanted": self.wanted, "done": self.done, "creating": self.creating, "urgent": sorted(self.urgent),
+                "tagging": self.tagging, "admitted": self.admitted, "readAt": self.read_at, "reader": self.reader, "readerUntil": self.reader_until}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Board":
         return cls(wanted={k: float(v) for k, v in (data.get("wanted") or {}).items()},
                    done={k: list(v) for k, v in (data.get("done") or {}).items()},
                    creating={k: float(v) for k, v in (data.get("creating") or {}).items()},
+                   urgent=set(data.get("urgent") or ()),
+                   tagging={k: list(v) for k, v in (data.get("tagging") or {}).items()},
+                   admitted={k: list(v) for k, v in (data.get("admitted") or {}).items()},
                    read_at=float(data.get("readAt") or 0.0), reader=data.get("reader"),
                    reader_until=float(data.get("readerUntil") or 0.0))
 
@@ -73,38 +95,94 @@ def busy(board: Board, now: float) -> bool:
     return any(until > now for until in board.creating.values())
 
 
-def busy_read_seconds(requests_per_minute: int) -> float:
-    """Seconds between reads while batches are being created: a read costs a larger share of a
-    smaller budget (15 s at 400/min, 1 s from 6,000/min)."""
-    return min(BUSY_READ_SECONDS, max(IDLE_READ_SECONDS, BUSY_READ_SECONDS * 400 / max(1, requests_per_minute)))
+@dataclass(frozen=True)
+class ReadPace:
+    """Seconds between list reads: while batches are being created, while a tagging chunk waits for
+    some of them, and once no chunk is creating any."""
+
+    busy: float = BUSY_READ_SECONDS
+    tagging: float = TAG_READ_SECONDS
+    idle: float = IDLE_READ_SECONDS
+
+    @classmethod
+    def of(cls, budget: Budget) -> "ReadPace":
+        """The pace for a connection's general budget: a read costs a larger share of a smaller
+        budget (busy reads 15 s apart at 400/min, 1 s from 6,000/min). A budget over a shorter window
+        (a benchmark compressing Omnisend's minute) is a faster rate, so its reads come sooner too."""
+        per_minute = budget.requests_per_window * 60.0 / budget.window_seconds
+        share = 400.0 / max(1.0, per_minute)
+        return cls(busy=min(BUSY_READ_SECONDS, max(IDLE_READ_SECONDS, BUSY_READ_SECONDS * share)),
+                   tagging=min(TAG_READ_SECONDS, max(MIN_TAG_READ_SECONDS, TAG_READ_SECONDS * share)))
 
 
-def next_read(board: Board, now: float, busy_seconds: float = BUSY_READ_SECONDS) -> float:
-    return board.read_at + (busy_seconds if busy(board, now) else IDLE_READ_SECONDS)
+def next_read(board: Board, now: float, pace: ReadPace = ReadPace()) -> float:
+    spacing = pace.busy if busy(board, now) else pace.idle
+    if board.urgent:
+        spacing = min(spacing, pace.tagging)
+    return board.read_at + spacing
 
 
 def leased(board: Board, now: float) -> bool:
     return board.reader is not None and board.reader_until > now
 
 
-def read_due(board: Board, now: float, busy_seconds: float = BUSY_READ_SECONDS) -> bool:
-    return bool(board.wanted) and not leased(board, now) and now >= next_read(board, now, busy_seconds)
+def read_due(board: Board, now: float, pace: ReadPace = ReadPace()) -> bool:
+    return bool(board.wanted) and not leased(board, now) and now >= next_read(board, now, pace)
 
 
-def announce(board: Board, owner: str, batches: int, now: float) -> None:
+def announce(board: Board, owner: str, batches: int, now: float, *, tag_calls: int = 0,
+             chunk: tuple[str, int] | None = None) -> None:
+    """`owner` is about to create `batches` batches, after which it owes `tag_calls` tag calls;
+    `chunk` (run id, seq) is the chunk it delivers."""
     board.creating[owner] = now + max(MIN_CREATING_SECONDS, batches * CREATING_SECONDS)
+    if tag_calls:
+        board.tagging[owner] = [now + TAGGING_SECONDS, tag_calls]
+    if chunk is not None:
+        run_id, seq = chunk
+        last = board.admitted.get(run_id, [seq, now])[0]
+        board.admitted[run_id] = [max(last, seq), now]
+
+
+def tagged(board: Board, owner: str) -> None:
+    """`owner` made its tag calls (or gave up on them)."""
+    board.tagging.pop(owner, None)
+
+
+def tag_backlog(board: Board, now: float) -> list[int]:
+    """The tag calls owed by each chunk that announced some, and has not made them yet."""
+    return [int(calls) for until, calls in board.tagging.values() if until > now]
+
+
+def held_for_tags(board: Board, now: float, chunk: tuple[str, int], tags: Budget) -> float:
+    """Seconds a chunk yet to create its batches waits for the tags to catch up (0: it goes now).
+
+    It goes while fewer tag calls are owed than the tag budget allows in a window. Else it comes back
+    once the calls owed then would have come down to half a window's worth, counting the calls of
+    the run's chunks between the last one let in and this one (held too, and let in first).
+    """
+    owed = tag_backlog(board, now)
+    if sum(owed) < tags.requests_per_window:
+        return 0.0
+    run_id, seq = chunk
+    per_second = tags.requests_per_window / tags.window_seconds
+    last = board.admitted.get(run_id, [seq - 1])[0]
+    ahead = max(0, seq - int(last) - 1) * sum(owed) / len(owed)
+    return min(MAX_HOLD_SECONDS, max(1.0, (sum(owed) - tags.requests_per_window / 2 + ahead) / per_second))
 
 
 def retire(board: Board, owner: str) -> None:
     board.creating.pop(owner, None)
 
 
-def register(board: Board, owner: str, batch_ids: Iterable[str], now: float) -> None:
-    """`owner` created these batches and waits for them (it is no longer creating)."""
+def register(board: Board, owner: str, batch_ids: Iterable[str], now: float, *, urgent: bool = False) -> None:
+    """`owner` created these batches and waits for them (it is no longer creating); `urgent` when it
+    will tag their contacts once they settle."""
     retire(board, owner)
     for batch_id in batch_ids:
         if batch_id not in board.done:
             board.wanted.setdefault(batch_id, now)
+            if urgent:
+                board.urgent.add(batch_id)
 
 
 def take_lease(board: Board, owner: str, now: float) -> None:
@@ -128,8 +206,11 @@ def record(board: Board, owner: str, found: dict[str, Batch], gone: Iterable[str
     for batch_id in gone:
         if board.wanted.pop(batch_id, None) is not None:
             board.done[batch_id] = [GONE, 0, 0, 0, now]
+    board.urgent &= board.wanted.keys()
     board.done = {k: v for k, v in board.done.items() if v[4] > now - KEEP_SECONDS}
     board.creating = {k: until for k, until in board.creating.items() if until > now}
+    board.tagging = {k: v for k, v in board.tagging.items() if v[0] > now}
+    board.admitted = {k: v for k, v in board.admitted.items() if v[1] > now - TAGGING_SECONDS}
     board.read_at = now
     release(board, owner)
 
@@ -145,11 +226,11 @@ def outcomes(board: Board, batch_ids: Iterable[str]) -> dict[str, Batch]:
     return found
 
 
-def wait_seconds(board: Board, now: float, busy_seconds: float = BUSY_READ_SECONDS) -> float:
+def wait_seconds(board: Board, now: float, pace: ReadPace = ReadPace()) -> float:
     """How long a chunk whose batches are not all recorded should wait before it looks again."""
     if leased(board, now):
         return 1.0  # a read is under way
-    return float(min(max(1, math.ceil(next_read(board, now, busy_seconds) - now)), busy_seconds + 1))
+    return float(min(max(1, math.ceil(next_read(board, now, pace) - now)), pace.busy + 1))
 
 
 def single_reads(board: Board, listed: Iterable[str], now: float) -> list[str]:
@@ -178,14 +259,28 @@ class BatchBoard:
     """A connection's board as one delivery sees it (blob `paths.batch_board`)."""
 
     def __init__(self, store: RunStore, connection_id: str, owner: str, client: OmnisendClient,
-                 requests_per_minute: int = 400, clock: Callable[[], float] = time.time) -> None:
+                 pace: ReadPace = ReadPace(), *, urgent: bool = False, chunk: tuple[str, int] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        """`urgent`: this delivery tags its contacts once its batches settle; `chunk`: (run id, seq)."""
         self.store, self.name, self.owner, self.client, self.clock = (
             store, paths.batch_board(connection_id), owner, client, clock)
-        self.busy_seconds = busy_read_seconds(requests_per_minute)
+        self.pace, self.urgent, self.chunk = pace, urgent, chunk
 
-    def creating(self, batches: int) -> None:
-        """Announce that this delivery is about to create batches (reads wait meanwhile)."""
-        self._update(lambda board: announce(board, self.owner, batches, self.clock()))
+    def held_for_tags(self, tags: Budget) -> float:
+        """Seconds this chunk, yet to create its batches, should wait for the tags (0: go now)."""
+        if self.chunk is None:
+            return 0.0
+        return held_for_tags(self._load()[0], self.clock(), self.chunk, tags)
+
+    def creating(self, batches: int, tag_calls: int = 0) -> None:
+        """Announce that this delivery is about to create batches (reads wait meanwhile), and the tag
+        calls it will make once they settle."""
+        self._update(lambda board: announce(board, self.owner, batches, self.clock(), tag_calls=tag_calls,
+                                            chunk=self.chunk))
+
+    def tagged(self) -> None:
+        """This delivery made the tag calls it announced."""
+        self._update(lambda board: tagged(board, self.owner))
 
     def interrupted(self) -> None:
         """This delivery stopped creating batches before it was done (it was deferred)."""
@@ -198,9 +293,9 @@ class BatchBoard:
 
         def want(board: Board) -> None:
             now = self.clock()
-            register(board, self.owner, batch_ids, now)
+            register(board, self.owner, batch_ids, now, urgent=self.urgent)
             reading.clear()
-            if any(b not in board.done for b in batch_ids) and read_due(board, now, self.busy_seconds):
+            if any(b not in board.done for b in batch_ids) and read_due(board, now, self.pace):
                 take_lease(board, self.owner, now)
                 reading.append(set(board.wanted))
 
@@ -208,7 +303,7 @@ class BatchBoard:
         if reading:
             board = self._read(reading[0])
         found = outcomes(board, batch_ids)
-        return found, wait_seconds(board, self.clock(), self.busy_seconds)
+        return found, wait_seconds(board, self.clock(), self.pace)
 
     def _read(self, wanted: set[str]) -> Board:
         found: dict[str, Batch] = {}

@@ -27,6 +27,11 @@ def connection_of(settings: Settings, run: Run) -> documents.Connection:
         raise RunFailure(f"connection {run.export.connection_id} no longer exists") from exc
 
 
+def budgets(connection: documents.Connection) -> dict[str, Budget]:
+    """The connection's rate budgets, by kind: what its limiter grants and what its batch board paces reads by."""
+    return {"general": Budget(connection.requests_per_minute), "tags": Budget(connection.tag_requests_per_minute)}
+
+
 def client_for(settings: Settings, connection: documents.Connection) -> OmnisendClient:
     """The connection's client; its key is read from the vault again every KEY_CACHE_SECONDS."""
     with _lock:
@@ -46,7 +51,7 @@ def client_for(settings: Settings, connection: documents.Connection) -> Omnisend
         limiter = BlobRateLimiter(
             storage.container(settings, settings.state_container),
             connection.id,
-            {"general": Budget(connection.requests_per_minute), "tags": Budget(connection.tag_requests_per_minute)},
+            budgets(connection),
         )
         client = OmnisendClient(api_key, limiter=limiter, base_url=settings.omnisend_api_url)
         if cached:

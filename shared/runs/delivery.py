@@ -94,8 +94,11 @@ class Session(Protocol):
 class Outcomes(Protocol):
     """Where a chunk learns how its batches ended: its connection's batch board (board.BatchBoard)."""
 
-    def creating(self, batches: int) -> None:
-        """Said before the chunk creates `batches` batches."""
+    def creating(self, batches: int, tag_calls: int = 0) -> None:
+        """Said before the chunk creates `batches` batches, after which it makes `tag_calls` tag calls."""
+
+    def tagged(self) -> None:
+        """Said once the chunk made its tag calls."""
 
     def interrupted(self) -> None:
         """Said when the chunk stops creating batches before it is done (it is deferred)."""
@@ -162,7 +165,8 @@ class ChunkDelivery:
         missing = [b for b in self.progress.batches if b.batch_id is None and not b.verified]
         if not missing:
             return
-        self.board.creating(len(missing))
+        owed = len(self._tag_calls((*self.contacts, *self.tag_only))) - len(self.progress.tag_calls_done)
+        self.board.creating(len(missing), max(0, owed))
         try:
             for batch in missing:
                 self.session.check()
@@ -242,7 +246,8 @@ class ChunkDelivery:
         return DeliveryOutcome(frozenset(sent), rejected, failed)
 
     def _tag(self, sent: Iterable[str]) -> None:
-        for index, (tags, emails) in enumerate(self._tag_calls(sent)):
+        calls = self._tag_calls(sent)
+        for index, (tags, emails) in enumerate(calls):
             if index in self.progress.tag_calls_done:
                 continue
             self.session.check()
@@ -255,6 +260,8 @@ class ChunkDelivery:
                     self.progress.tag_failed[email] = f"tagging failed: {exc}"
             self.progress.tag_calls_done.append(index)
             self.save()
+        if calls and self.progress.batches:  # it announced its tag calls when it created its batches
+            self.board.tagged()
 
     def _tagged(self) -> set[str]:
         """Emails whose tag call is done, or that need none."""

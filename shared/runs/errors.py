@@ -54,6 +54,15 @@ class Busy(RunError):
         self.delay = delay
 
 
+class Held(RunError):
+    """A chunk yet to create its batches waits for its connection's segment tags to catch up: its
+    message is sent again unchanged after `delay` seconds (board.held_for_tags)."""
+
+    def __init__(self, delay: float, reason: str) -> None:
+        super().__init__(f"held {delay:.0f} s: {reason}")
+        self.delay = delay
+
+
 class ClaimLost(RunError):
     """Another delivery took this step over (this one was too slow): stop without recording anything."""
 

@@ -6,7 +6,7 @@ import secrets
 
 from ..settings import Settings
 from . import approval, ending, planner, untag, worker
-from .errors import Busy, ClaimLost, Deferred, MessageError, RunFailure, RunNotFoundError, Waiting
+from .errors import Busy, ClaimLost, Deferred, Held, MessageError, RunFailure, RunNotFoundError, Waiting
 from .messages import ApproveMessage, ChunkMessage, Message, PlanMessage, UntagMessage, deferred, parse, waiting
 from .store import RunStore
 
@@ -35,6 +35,9 @@ def process_message(settings: Settings, body: bytes, delivery: str | None = None
     except Waiting as wait:  # only chunks wait: their batches are settled by the connection's board
         store.send([waiting(message, owner=message.owner or me)], delay=wait.delay)
         log.debug("run %s chunk %s waits %.0f s: %s", message.run_id, message.step, wait.delay, wait.reason)
+    except Held as held:  # not a deferral: nothing was tried, and it is let in first when it is back
+        store.send([message], delay=held.delay)
+        log.debug("run %s chunk %s: %s", message.run_id, message.step, held)
     except Busy as busy:
         store.send([message], delay=busy.delay)  # a duplicate: look again once the other may be done
         log.info("run %s %s: %s", message.run_id, message.step, busy)

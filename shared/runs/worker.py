@@ -18,9 +18,9 @@ from ..omnisend import AuthenticationError, PermissionDeniedError
 from ..rejects import Reject, RejectReason
 from ..settings import Settings
 from . import clients, ending, finisher, outbox, paths, results, untag
-from .board import BatchBoard
+from .board import BatchBoard, ReadPace
 from .delivery import ChunkDelivery, ChunkProgress, DeliveryOutcome
-from .errors import Deferred, RunFailure, Stopped, Waiting
+from .errors import Deferred, Held, RunFailure, Stopped, Waiting
 from .messages import ChunkMessage, may_defer, may_wait
 from .model import Counts, Note, Run, RunStatus
 from .store import Claim, RunStore
@@ -99,6 +99,8 @@ def process_chunk(settings: Settings, store: RunStore, message: ChunkMessage, me
     except documents.DocumentNotFoundError:
         ending.cancel_run(store, run.run_id, "cancelled: the export was deleted")
         return
+    if message.owner is None:  # yet to start (a chunk that has started carries its owner when it comes back)
+        _hold_for_tags(settings, store, run, message, me)
     claim = Claim(store, run.run_id, message.step, message.owner or me)
     progress = ChunkProgress.from_dict(claim.acquire())
     try:
@@ -128,7 +130,11 @@ def _deliver(settings: Settings, store: RunStore, run: Run, message: ChunkMessag
              progress: ChunkProgress) -> tuple[DeliveryOutcome, MappedChunk, int]:
     connection = clients.connection_of(settings, run)
     client = clients.client_for(settings, connection)
-    board = BatchBoard(store, connection.id, claim.owner, client, connection.requests_per_minute)
+    budgets = clients.budgets(connection)
+    tagging = run.export.tag_of(message.chunk.segment) is not None
+    # A chunk that tags its contacts once its batches settle asks for reads sooner (board.ReadPace).
+    board = BatchBoard(store, connection.id, claim.owner, client, ReadPace.of(budgets["general"]), urgent=tagging,
+                       chunk=(run.run_id, message.seq))
     _wait_unless_settled(message, progress, board)
     mapped = _map(settings, store, run, message, connection.contact_limit)
     chunk = message.chunk
@@ -161,6 +167,19 @@ def _deliver(settings: Settings, store: RunStore, run: Run, message: ChunkMessag
     except (AuthenticationError, PermissionDeniedError) as exc:
         raise RunFailure(f"Omnisend refused the connection's API key during the run: {exc}") from exc
     return outcome, mapped, progress.rate_limited
+
+
+def _hold_for_tags(settings: Settings, store: RunStore, run: Run, message: ChunkMessage, me: str) -> None:
+    """A chunk yet to create its batches waits while its connection owes a window's worth of tag calls
+    (board.held_for_tags): upserts running ahead would keep the chunks that tag out of the workers."""
+    if run.export.tag_of(message.chunk.segment) is None:
+        return
+    connection = clients.connection_of(settings, run)
+    board = BatchBoard(store, connection.id, me, clients.client_for(settings, connection),
+                       chunk=(run.run_id, message.seq))
+    held = board.held_for_tags(clients.budgets(connection)["tags"])
+    if held:
+        raise Held(held, f"connection {connection.id} owes a window's worth of segment tag calls")
 
 
 def _wait_unless_settled(message: ChunkMessage, progress: ChunkProgress, board: BatchBoard) -> None:

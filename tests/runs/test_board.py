@@ -7,6 +7,7 @@ import time
 import pytest
 
 from shared.omnisend import Batch
+from shared.ratelimit import Budget
 from shared.runs import board as b, paths
 from shared.runs.store import RunStore
 
@@ -28,14 +29,34 @@ def test_reads_wait_longer_while_some_chunk_is_creating_batches():
     assert not b.busy(board, 102.0) and b.read_due(board, 100.0 + b.IDLE_READ_SECONDS)
 
 
-def test_reads_are_spaced_less_on_a_larger_budget():
-    assert b.busy_read_seconds(400) == b.BUSY_READ_SECONDS
-    assert b.busy_read_seconds(800) == b.BUSY_READ_SECONDS / 2
-    assert b.busy_read_seconds(1_000_000) == b.IDLE_READ_SECONDS
+def test_reads_are_spaced_less_on_a_larger_budget_or_a_shorter_window():
+    assert b.ReadPace.of(Budget(400)) == b.ReadPace()
+    assert b.ReadPace.of(Budget(800)).busy == b.BUSY_READ_SECONDS / 2
+    assert b.ReadPace.of(Budget(1_000_000)) == b.ReadPace(busy=b.IDLE_READ_SECONDS, tagging=b.MIN_TAG_READ_SECONDS)
+    # 400 per 15 s is 1,600 a minute: a benchmark compressing the window compresses the pace with it
+    assert b.ReadPace.of(Budget(400, window_seconds=15.0)) == b.ReadPace(busy=3.75, tagging=0.75)
     board = b.Board(read_at=100.0)
     b.register(board, "chunk-1", ["x"], now=100.0)
     b.announce(board, "chunk-2", 10, now=100.0)
-    assert not b.read_due(board, 106.0) and b.read_due(board, 106.0, busy_seconds=5.0)
+    assert not b.read_due(board, 106.0) and b.read_due(board, 106.0, b.ReadPace(busy=5.0))
+
+
+def test_batches_a_chunk_will_tag_are_read_sooner_until_they_settle():
+    board = b.Board(read_at=100.0)
+    b.announce(board, "chunk-2", 10, now=100.0)
+    b.register(board, "chunk-1", ["x"], now=100.0)
+    assert not b.read_due(board, 100.0 + b.TAG_READ_SECONDS)  # nobody tags: the busy pace
+    b.register(board, "chunk-3", ["y", "z"], now=100.0, urgent=True)
+    assert board.urgent == {"y", "z"}
+    assert not b.read_due(board, 100.0 + b.TAG_READ_SECONDS - 0.1) and b.read_due(board, 100.0 + b.TAG_READ_SECONDS)
+    assert b.wait_seconds(board, 100.0) == b.TAG_READ_SECONDS
+    b.take_lease(board, "chunk-3", now=103.0)
+    b.record(board, "chunk-3", {"y": listed("y"), "z": listed("z", "inProgress")}, [], now=103.5)
+    assert board.urgent == {"z"}  # still running: still urgent
+    b.record(board, "chunk-3", {"z": listed("z")}, [], now=107.0)
+    assert not board.urgent and not b.read_due(board, 107.0 + b.TAG_READ_SECONDS)
+    b.register(board, "chunk-4", ["w"], now=107.0, urgent=True)
+    assert b.Board.from_dict(board.to_dict()) == board
 
 
 def test_an_announcement_lapses_and_nothing_wanted_needs_no_read():
@@ -148,3 +169,24 @@ def test_while_batches_are_being_created_a_waiting_chunk_is_told_to_come_back_la
                                                    "creating": {}, "readAt": 0})  # creation over, long ago
     found, _ = board.outcomes([first])
     assert list_reads(sandbox) == 2 and found[first].status == "finished"
+
+
+def test_a_chunk_yet_to_upsert_is_held_while_a_window_of_tag_calls_is_owed():
+    tags = Budget(60)  # a call a second
+    board = b.Board()
+    for n in range(14):  # 14 chunks owe 4 calls each: 56 calls, less than a window's 60
+        b.announce(board, f"chunk-{n}", 10, now=0.0, tag_calls=4, chunk=("run-1", n))
+    assert b.held_for_tags(board, 1.0, ("run-1", 14), tags) == 0.0
+    b.announce(board, "chunk-14", 10, now=1.0, tag_calls=4, chunk=("run-1", 14))
+    assert board.admitted["run-1"][0] == 14
+    # 60 owed: the next comes back when they would be down to 30, 30 s at a call a second
+    assert b.held_for_tags(board, 2.0, ("run-1", 15), tags) == 30.0
+    # the run's chunks 15-19 are held too, and let in first: 4 more calls each
+    assert b.held_for_tags(board, 2.0, ("run-1", 20), tags) == 30.0 + 5 * 4
+    assert b.held_for_tags(board, 2.0, ("run-1", 10_000), tags) == b.MAX_HOLD_SECONDS  # a hold is bounded
+    b.tagged(board, "chunk-0")  # made its calls: 56 owed
+    assert b.held_for_tags(board, 3.0, ("run-1", 15), tags) == 0.0
+    b.announce(board, "chunk-0", 10, now=3.0, tag_calls=4)
+    assert b.held_for_tags(board, 4.0, ("run-1", 15), tags) > 0
+    assert b.held_for_tags(board, b.TAGGING_SECONDS + 1.0, ("run-1", 15), tags) == 0.0  # announcements lapse
+    assert b.Board.from_dict(board.to_dict()) == board
