@@ -27,6 +27,10 @@ from . import blobstate
 from .omnisend import RateLimitedError
 
 WINDOW_SECONDS = 60.0
+# How much later than an earlier-granted one a request may reach Omnisend: its grant's write (at most
+# half of this, or the grant is stamped again), the trip, and the instances' clocks (kept by the host
+# within milliseconds of each other).
+MARGIN_SECONDS = 0.5
 KINDS = ("general", "tags")
 
 
@@ -113,7 +117,7 @@ class Budget:
 
     requests_per_window: int
     window_seconds: float = WINDOW_SECONDS
-    margin_seconds: float = 1.0
+    margin_seconds: float = MARGIN_SECONDS
     slack: int = 1
     burst: int = 4  # pacing: at most burst + 1 grants per (burst + 1) steady intervals
 

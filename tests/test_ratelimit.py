@@ -14,7 +14,8 @@ import pytest
 from shared import blobstate
 from shared.omnisend import RateLimitedError
 from shared.ratelimit import (
-    BlobRateLimiter, Budget, RateLimiter, SlidingWindowLimiter, decide, grants_from_json, grants_to_json,
+    MARGIN_SECONDS, BlobRateLimiter, Budget, RateLimiter, SlidingWindowLimiter, decide, grants_from_json,
+    grants_to_json,
 )
 from shared.storage import container
 
@@ -83,7 +84,7 @@ def test_grants_stamped_ahead_of_this_clock_count_too():
 
 def test_the_budget_grants_at_least_one_whatever_the_slack():
     assert Budget(1).grants_per_span == 1 and Budget(400).grants_per_span == 399
-    assert Budget(400).span_ms == 61_000
+    assert Budget(400).span_ms == 60_500 and Budget(400, margin_seconds=1.0).span_ms == 61_000
     with pytest.raises(ValueError):
         Budget(0)
 
@@ -102,8 +103,8 @@ def test_no_window_of_arrivals_holds_more_than_the_budget_whatever_the_clocks_an
     reach Omnisend up to half the margin after their grant. Every 60 s window of arrivals (true time)
     holds at most the budget less its slack, and the budget is used."""
     rng = random.Random(seed)
-    budget = Budget(rng.choice([5, 60, 400]), margin_seconds=1.0)
-    skews = [rng.uniform(-0.25, 0.25) for _ in range(8)]  # clocks up to 0.5 s apart
+    budget = Budget(rng.choice([5, 60, 400]))
+    skews = [rng.uniform(-MARGIN_SECONDS / 4, MARGIN_SECONDS / 4) for _ in range(8)]  # half the margin apart
     stored: tuple[int, ...] = ()
     arrivals, now = [], 1_000_000.0
     while now < 1_000_000.0 + 300:
@@ -112,9 +113,9 @@ def test_no_window_of_arrivals_holds_more_than_the_budget_whatever_the_clocks_an
         decision = decide(stored, round((now + skews[instance]) * 1000), budget)
         if decision.granted:
             stored = decision.grants
-            arrivals.append(now + rng.uniform(0.0, 0.5))
+            arrivals.append(now + rng.uniform(0.0, MARGIN_SECONDS / 2))
     assert busiest_window(arrivals, WINDOW) <= budget.requests_per_window - 1
-    assert len(arrivals) >= 0.9 * budget.grants_per_span * 300 / 61
+    assert len(arrivals) >= 0.9 * budget.grants_per_span * 300 / (WINDOW + MARGIN_SECONDS)
 
 
 # --- the shared budget in Azurite
@@ -131,9 +132,9 @@ def test_one_limiter_keeps_one_request_of_slack_in_every_window(state, limit):
         times.append(clock.stamp)
     # One request of slack: a request's trip to Omnisend may shift it across a window's edge.
     assert busiest_window(times, WINDOW) == limit - 1
-    assert busiest_window(times, WINDOW + 1.0) == limit - 1  # over the margin too
+    assert busiest_window(times, WINDOW + MARGIN_SECONDS) == limit - 1  # over the margin too
     # and it does use the budget: 3 budgets' worth in less than 4 spans (paced, not one burst a span)
-    assert times[-1] - times[0] < 4 * 61
+    assert times[-1] - times[0] < 4 * (WINDOW + MARGIN_SECONDS)
     assert busiest_window(times, 10.0) <= limit * 10 / 60 + 5  # spread over the window
 
 
@@ -143,7 +144,7 @@ def test_a_worker_that_would_wait_too_long_is_told_to_defer(state):
     with pytest.raises(RateLimitedError) as deferred:
         for _ in range(20):
             limiter.acquire("general")
-    assert 5 < deferred.value.retry_after <= 61
+    assert 5 < deferred.value.retry_after <= WINDOW + MARGIN_SECONDS
 
 
 def test_a_grant_whose_write_returned_late_is_stamped_again_not_used(state):
@@ -202,10 +203,10 @@ class SimulatedClock:
 
 
 def test_eight_workers_never_exceed_the_budget_in_any_window(state):
-    """Eight workers (threads, each its own limiter as on its own instance, clocks up to 0.5 s apart)
-    share one budget blob in Azurite for four simulated minutes, asking far more often than the budget
-    allows; a deferred worker comes back when told. Their requests reach Omnisend up to 0.5 s after
-    the grant. No 60 s window of requests (arrival times, as the sandbox counts) holds more than the
+    """Eight workers (threads, each its own limiter as on its own instance, clocks up to half the margin
+    apart) share one budget blob in Azurite for four simulated minutes, asking far more often than the
+    budget allows; a deferred worker comes back when told. Their requests reach Omnisend up to half the
+    margin after the grant. No 60 s window of requests (arrival times, as the sandbox counts) holds more than the
     budget less one, for the general budget and the tag budget separately, and both budgets are used."""
     workers, minutes = 8, 4
     budgets = {"general": Budget(40), "tags": Budget(8)}
@@ -217,7 +218,7 @@ def test_eight_workers_never_exceed_the_budget_in_any_window(state):
 
     def work(number: int) -> None:
         rng = random.Random(number)
-        skew = rng.uniform(-0.25, 0.25)
+        skew = rng.uniform(-MARGIN_SECONDS / 4, MARGIN_SECONDS / 4)
         limiter = BlobRateLimiter(state, "conn", budgets, max_wait=5.0, clock=lambda: clock() + skew,
                                   sleep=clock.sleep)
         try:
@@ -229,7 +230,7 @@ def test_eight_workers_never_exceed_the_budget_in_any_window(state):
                     clock.sleep(deferred.retry_after)  # the message comes back after its visibility delay
                     continue
                 with lock:
-                    arrivals[kind].append(clock() + rng.uniform(0.0, 0.5))
+                    arrivals[kind].append(clock() + rng.uniform(0.0, MARGIN_SECONDS / 2))
                 clock.sleep(rng.uniform(0.02, 0.4))  # the request, and the work before the next one
         except BaseException as error:  # pragma: no cover - reported below
             failures.append(error)
@@ -245,7 +246,7 @@ def test_eight_workers_never_exceed_the_budget_in_any_window(state):
     for kind, budget in budgets.items():
         times = arrivals[kind]
         assert busiest_window(times, WINDOW) <= budget.requests_per_window - 1, kind
-        assert len(times) >= budget.grants_per_span * minutes * 60 / 61 * 0.9, kind  # the budget is used
+        assert len(times) >= budget.grants_per_span * minutes * 60 / (WINDOW + MARGIN_SECONDS) * 0.9, kind  # used
 
 
 def test_workers_share_the_budget_through_the_blob(state):
