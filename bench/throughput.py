@@ -78,7 +78,7 @@ def measure(host, omnisend_url: str, name: str, tag: bool, profiles: int) -> Non
         "mapping": DEFAULT_MAPPING, "runOn": [], "tagContacts": tag})
     log_start = len(session.get(f"{admin}/log", params={"brief": 1}, timeout=30).json())
     cpu_before = _cpu()
-    started = time.monotonic()
+    started = time.monotonic()  # the sandbox logs times of the same (system-wide) monotonic clock
     run_id = call(session, "POST", f"{api}/exports/{export['id']}/runs", None)["runId"]
     while not (run := session.get(f"{api}/runs/{run_id}", timeout=30).json())["finishedAt"]:
         time.sleep(0.5)
@@ -98,9 +98,14 @@ def measure(host, omnisend_url: str, name: str, tag: bool, profiles: int) -> Non
     for r in log:
         what = f"{r['method']} {r.get('template') or r['path']}"
         kinds[what] = kinds.get(what, 0) + 1
-    first, last = (min(r["time"] for r in log), max(r["time"] for r in log)) if log else (0.0, 0.0)
+    first, last = (min(r["time"] for r in log), max(r["time"] for r in log)) if log else (started, started)
     print(f"{'':<13}requests: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda i: -i[1]))
-          + f"; Omnisend busy {last - first:.1f} s of the {wall:.1f} s wall")
+          + f"; Omnisend busy {last - first:.1f} s of the {wall:.1f} s wall, from {first - started:.1f} s to "
+          f"{last - started:.1f} s")
+    upserts = sorted(r["time"] for r in log if (r["method"], r["path"]) == ("POST", "/batches"))
+    if upserts:
+        print(f"{'':<13}upserts from {upserts[0] - started:.1f} s to {upserts[-1] - started:.1f} s: "
+              f"{len(upserts) / (upserts[-1] - upserts[0] or 1) * 60:,.0f} a minute between the first and the last")
 
 
 def _cpu() -> float:

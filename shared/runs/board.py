@@ -53,6 +53,8 @@ KEEP_SECONDS = 120.0  # how long a recorded outcome stays for its chunk to colle
 MAX_PAGES = 8  # list pages per read (2,000 batches)
 SINGLE_READ_AFTER = 60.0  # a wanted batch no list page showed for this long is read on its own
 MAX_SINGLE_READS = 5  # ... at most this many per read
+MAX_WAIT_SECONDS = 4.0  # a waiting chunk looks again at least this often: a read may come sooner than
+# planned (the last chunk creating batches has registered them), and the run's end waits for it
 TAGGING_SECONDS = 600.0  # the tag calls a chunk announced count until it made them, or for this long
 MAX_HOLD_SECONDS = 300.0  # a chunk held for the tags comes back within this long
 GONE = "gone"  # the status recorded for a batch Omnisend no longer has (404)
@@ -230,7 +232,7 @@ def wait_seconds(board: Board, now: float, pace: ReadPace = ReadPace()) -> float
     """How long a chunk whose batches are not all recorded should wait before it looks again."""
     if leased(board, now):
         return 1.0  # a read is under way
-    return float(min(max(1, math.ceil(next_read(board, now, pace) - now)), pace.busy + 1))
+    return float(min(max(1, math.ceil(next_read(board, now, pace) - now)), MAX_WAIT_SECONDS))
 
 
 def single_reads(board: Board, listed: Iterable[str], now: float) -> list[str]:

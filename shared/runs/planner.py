@@ -90,6 +90,9 @@ class SyncDecider:
 
     def __init__(self, prior: sync.SyncState, mode: sync.SyncMode, tagging: bool) -> None:
         self.prior, self.mode, self.tagging = prior, mode, tagging
+        # Fields are compared only against a state, and not by a full run (it sends every row): a
+        # first run plans without fingerprinting its rows (its workers fingerprint what they send).
+        self.compares_fields = len(prior) > 0 and mode is not sync.SyncMode.FULL
         self._classify = self._member = None
         self._bit = 0
 
@@ -281,12 +284,13 @@ def _notes_of_chunk(container, chunk: segments.Chunk, bound, decider: Deduplicat
             continue
         key = mapping.email_key(mapped.email)
         note = decider.note(key)
+        fingerprint = sync.fingerprint(mapped.contact) if note is None and syncer.compares_fields else 0
         if collector is not None and note in _CLASSIFIED:
-            row_class = syncer.row_class(key, sync.fingerprint(mapped.contact), note)
+            row_class = syncer.row_class(key, fingerprint, note)
             collector.add(row_class, chunk.segment, row.number, mapped.email, chunk.blob)
             unchanged += 1
             continue
-        note = syncer.note(key, sync.fingerprint(mapped.contact), note)
+        note = syncer.note(key, fingerprint, note)
         if note in _SENDS:
             sends += 1
         elif note is Note.UNCHANGED:
