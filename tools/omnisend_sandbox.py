@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from jsonschema import Draft202012Validator
@@ -118,6 +118,114 @@ def _field_error(field_name: str, code: str, message: str) -> dict:
     return {"field": field_name, "code": code, "message": message}
 
 
+# A fast validity check compiled from a schema, for the hot path (every item of every batch). It
+# knows only the keywords below, with jsonschema's meaning; a schema using any other keyword is
+# not compiled (jsonschema alone judges it). It answers only "valid": when it says invalid, the
+# caller runs jsonschema for the error list, so the errors are jsonschema's whatever the check says.
+_FAST_TYPES = {"string": str, "boolean": bool, "object": dict, "array": list, "null": type(None)}
+_FAST_KEYWORDS = frozenset({"$ref", "type", "enum", "properties", "required", "additionalProperties",
+                            "items", "maxItems", "allOf"})
+
+
+class _NotCompilable(Exception):
+    """The schema uses something the fast check does not implement."""
+
+
+def _compile_fast_check(ref: str, components: dict) -> Callable[[Any], bool] | None:
+    """A predicate that is True only for instances jsonschema finds valid against `ref` (None when the
+    schema uses a keyword the fast check does not know)."""
+    compiled: dict[str, Callable[[Any], bool]] = {}
+
+    def resolve(target: str) -> Callable[[Any], bool]:
+        if target not in compiled:
+            parts = target.split("/") if isinstance(target, str) else []
+            if parts[:2] != ["#", "components"] or len(parts) != 4:
+                raise _NotCompilable(target)
+            try:
+                schema = components[parts[2]][parts[3]]
+            except KeyError:
+                raise _NotCompilable(target) from None
+            done: list[Callable[[Any], bool]] = []
+            compiled[target] = lambda value: done[0](value)  # a schema may refer to itself
+            done.append(node(schema))
+        return compiled[target]
+
+    def node(schema: Any) -> Callable[[Any], bool]:
+        if schema is True or schema == {}:
+            return lambda value: True
+        if schema is False:
+            return lambda value: False
+        if not isinstance(schema, dict) or not set(schema) <= _FAST_KEYWORDS:
+            raise _NotCompilable(schema)
+        checks: list[Callable[[Any], bool]] = []
+        if "$ref" in schema:
+            checks.append(resolve(schema["$ref"]))
+        if "type" in schema:
+            names = [schema["type"]] if isinstance(schema["type"], str) else schema["type"]
+            if not isinstance(names, list) or not names or not all(name in _FAST_TYPES for name in names):
+                raise _NotCompilable(schema["type"])
+            kinds = tuple(_FAST_TYPES[name] for name in names)  # no int among them: True is no int here
+            checks.append(lambda value: isinstance(value, kinds))
+        if "enum" in schema:
+            allowed = schema["enum"]
+            if not isinstance(allowed, list) or not all(isinstance(choice, str) for choice in allowed):
+                raise _NotCompilable(allowed)
+            choices = frozenset(allowed)
+            checks.append(lambda value: type(value) is str and value in choices)
+        checks += _object_checks(schema)
+        checks += _array_checks(schema)
+        if "allOf" in schema:
+            if not isinstance(schema["allOf"], list) or not schema["allOf"]:
+                raise _NotCompilable(schema["allOf"])
+            checks += [node(part) for part in schema["allOf"]]
+        if len(checks) == 1:
+            return checks[0]
+        return lambda value: all(check(value) for check in checks)
+
+    def _object_checks(schema: dict) -> list[Callable[[Any], bool]]:
+        properties = schema.get("properties", {})
+        required = schema.get("required", [])
+        extra = schema.get("additionalProperties", True)
+        if not isinstance(properties, dict) or not isinstance(required, list) or not all(
+                isinstance(name, str) for name in required):
+            raise _NotCompilable(schema)
+        if not properties and not required and extra is True:
+            return []
+        known = {name: node(sub) for name, sub in properties.items()}
+        other = node(extra)
+        needed = tuple(required)
+
+        def check(value: Any) -> bool:
+            if not isinstance(value, dict):
+                return True  # these keywords say nothing about other types
+            for name in needed:
+                if name not in value:
+                    return False
+            for name, item in value.items():
+                sub = known.get(name, other)
+                if not sub(item):
+                    return False
+            return True
+        return [check]
+
+    def _array_checks(schema: dict) -> list[Callable[[Any], bool]]:
+        checks: list[Callable[[Any], bool]] = []
+        if "maxItems" in schema:
+            limit = schema["maxItems"]
+            if type(limit) is not int or limit < 0:
+                raise _NotCompilable(limit)
+            checks.append(lambda value: not isinstance(value, list) or len(value) <= limit)
+        if "items" in schema:
+            each = node(schema["items"])
+            checks.append(lambda value: not isinstance(value, list) or all(each(item) for item in value))
+        return checks
+
+    try:
+        return resolve(ref)
+    except (_NotCompilable, RecursionError):
+        return None
+
+
 @dataclass(frozen=True)
 class Operation:
     """One method on one path template of the contract."""
@@ -142,6 +250,7 @@ class Contract:
         self.document = document
         self._components = _openapi_to_jsonschema(document["components"])
         self._validators: dict[str, Draft202012Validator] = {}
+        self._fast_checks: dict[str, Callable[[Any], bool] | None] = {}
         self._routes = self._compile_routes(document["paths"])
 
     @classmethod
@@ -176,8 +285,18 @@ class Contract:
             self._validators[ref] = Draft202012Validator({"$ref": ref, "components": self._components})
         return self._validators[ref]
 
+    def errors(self, ref: str, instance: Any, prefix: str = "") -> list[dict]:
+        """Every violation of `ref` as FieldErrors: a compiled check passes valid instances quickly;
+        jsonschema finds the errors of the rest (and judges schemas the check cannot compile)."""
+        if ref not in self._fast_checks:
+            self._fast_checks[ref] = _compile_fast_check(ref, self._components)
+        fast = self._fast_checks[ref]
+        if fast is not None and fast(instance):
+            return []
+        return _field_errors(self.validator(ref), instance, prefix)
+
     def schema_errors(self, schema_name: str, instance: Any, prefix: str = "") -> list[dict]:
-        return _field_errors(self.validator(f"#/components/schemas/{schema_name}"), instance, prefix)
+        return self.errors(f"#/components/schemas/{schema_name}", instance, prefix)
 
     def _resolve(self, node: dict) -> dict:
         while "$ref" in node and not node["$ref"].startswith("#/components/schemas/"):
@@ -200,7 +319,7 @@ class Contract:
                 return [_field_error("body", "required", "a JSON request body is required")]
             return []
         ref = self._schema_ref(request_body.get("content"))
-        return _field_errors(self.validator(ref), body) if ref else []
+        return self.errors(ref, body) if ref else []
 
     def parameters(self, operation: Operation, location: str) -> list[dict]:
         resolved = [self._resolve(param) for param in operation.spec.get("parameters", [])]
