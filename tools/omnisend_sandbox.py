@@ -18,8 +18,8 @@ import base64
 import copy
 import datetime as dt
 import json
+import heapq
 import math
-import queue
 import random
 import re
 import secrets
@@ -474,7 +474,10 @@ class OmnisendSandbox:
         self._keys: dict[str, ApiKey] = {}
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
-        self._batch_queue: "queue.Queue[tuple[str, str]]" = queue.Queue()
+        # Steps of batches due later: (due on time.monotonic(), order, step, brand ID, batch ID). One
+        # thread takes them in due order, so the waits of different batches overlap.
+        self._timeline: list[tuple[float, int, str, str, str]] = []
+        self._timeline_changed = threading.Condition(threading.Lock())
         self._reset_state()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -496,6 +499,8 @@ class OmnisendSandbox:
 
     def stop(self) -> None:
         self._stopping.set()  # wakes slow answers and the batch worker
+        with self._timeline_changed:
+            self._timeline_changed.notify_all()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -917,36 +922,53 @@ class OmnisendSandbox:
                 "_stop": self._random.random() < self._faults.stop_batch_rate,
             }
             self._brand(api_key.brand_id).batches[batch["batchID"]] = batch
-        self._batch_queue.put((api_key.brand_id, batch["batchID"]))
+            # Scheduled under the lock: batches start in the order they were created.
+            self._schedule(self.batch_step_seconds, "start", api_key.brand_id, batch["batchID"])
         return 201, {"batchID": batch["batchID"], "totalCount": batch["totalCount"]}
 
-    def _run_batches(self) -> None:
-        """The asynchronous side of batches: pending -> inProgress -> finished (or stopped)."""
-        while not self._stopping.is_set():
-            try:
-                brand_id, batch_id = self._batch_queue.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            self._run_batch(brand_id, batch_id)
+    def _schedule(self, delay: float, step: str, brand_id: str, batch_id: str) -> None:
+        with self._timeline_changed:
+            heapq.heappush(self._timeline, (time.monotonic() + delay, next(_SEQUENCE), step, brand_id, batch_id))
+            self._timeline_changed.notify()
 
-    def _run_batch(self, brand_id: str, batch_id: str) -> None:
-        if self._stopping.wait(self.batch_step_seconds):
-            return
+    def _run_batches(self) -> None:
+        """The asynchronous side of batches: pending -> inProgress -> finished (or stopped), each step
+        at least `batch_step_seconds` after the one before; the steps of all batches interleave."""
+        while not self._stopping.is_set():
+            with self._timeline_changed:
+                wait = self._timeline[0][0] - time.monotonic() if self._timeline else 0.05
+                if wait > 0:
+                    self._timeline_changed.wait(min(wait, 0.05))
+                    continue
+                _, _, step, brand_id, batch_id = heapq.heappop(self._timeline)
+            if step == "start":
+                self._start_batch(brand_id, batch_id)
+            else:
+                self._end_batch(brand_id, batch_id)
+
+    def _start_batch(self, brand_id: str, batch_id: str) -> None:
         with self._lock:
-            batch = self._brand(brand_id).batches.get(batch_id)
+            brand = self._brands.get(brand_id)
+            batch = brand.batches.get(batch_id) if brand else None
             if batch is None:  # the sandbox was reset meanwhile
                 return
             batch["status"], batch["startedAt"] = "inProgress", _now_iso()
             # A stopped batch gives up half way, leaving the rest of its items unprocessed.
             runnable = batch["_items"][: len(batch["_items"]) // 2] if batch["_stop"] else batch["_items"]
         for item in runnable:
+            if self._stopping.is_set():
+                return
             with self._lock:
-                self._run_item(self._brand(brand_id), batch, item)
-        if self._stopping.wait(self.batch_step_seconds):
-            return
+                self._run_item(brand, batch, item)
+        self._schedule(self.batch_step_seconds, "end", brand_id, batch_id)
+
+    def _end_batch(self, brand_id: str, batch_id: str) -> None:
         with self._lock:
-            batch["status"] = "stopped" if batch["_stop"] else "finished"
-            batch["endedAt"] = _now_iso()
+            brand = self._brands.get(brand_id)
+            batch = brand.batches.get(batch_id) if brand else None
+            if batch is not None:
+                batch["status"] = "stopped" if batch["_stop"] else "finished"
+                batch["endedAt"] = _now_iso()
 
     def _run_item(self, brand: BrandState, batch: dict, item: Any) -> None:
         try:
