@@ -437,8 +437,16 @@ def validation_problem(errors: list[dict]) -> Problem:
     return Problem(400, "Validation failed", "Request contains invalid or missing fields", errors=errors)
 
 
+_last_now: tuple[int, str] = (-1, "")  # (milliseconds since the epoch, as text): many calls per millisecond
+
+
 def _now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    global _last_now
+    millis = time.time_ns() // 1_000_000
+    if _last_now[0] != millis:
+        moment = dt.datetime.fromtimestamp(millis // 1000, dt.timezone.utc).replace(microsecond=millis % 1000 * 1000)
+        _last_now = (millis, moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    return _last_now[1]
 
 
 def _parse_time(value: str) -> dt.datetime | None:
@@ -449,8 +457,11 @@ def _parse_time(value: str) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
+_ids = random.Random(secrets.randbits(128))  # object IDs need to be unique, not secret
+
+
 def _object_id() -> str:
-    return secrets.token_hex(12)
+    return f"{_ids.getrandbits(96):024x}"
 
 
 class _Dropped(Exception):
@@ -918,7 +929,7 @@ class OmnisendSandbox:
                 "batchID": _object_id(), "method": body["method"], "endpoint": body["endpoint"],
                 "origin": body.get("origin", "api"), "status": "pending", "totalCount": len(body["items"]),
                 "finishedCount": 0, "errorsCount": 0, "createdAt": _now_iso(),
-                "_items": copy.deepcopy(body["items"]), "_errors": [], "_responses": [], "_seq": next(_SEQUENCE),
+                "_items": body["items"], "_errors": [], "_responses": [], "_seq": next(_SEQUENCE),
                 "_stop": self._random.random() < self._faults.stop_batch_rate,
             }
             self._brand(api_key.brand_id).batches[batch["batchID"]] = batch
@@ -955,11 +966,10 @@ class OmnisendSandbox:
             batch["status"], batch["startedAt"] = "inProgress", _now_iso()
             # A stopped batch gives up half way, leaving the rest of its items unprocessed.
             runnable = batch["_items"][: len(batch["_items"]) // 2] if batch["_stop"] else batch["_items"]
-        for item in runnable:
-            if self._stopping.is_set():
-                return
-            with self._lock:
-                self._run_item(brand, batch, item)
+        checked = [(item, self._item_errors(item)) for item in runnable]  # pure: no lock needed
+        with self._lock:
+            for item, errors in checked:
+                self._run_item(brand, batch, item, errors)
         self._schedule(self.batch_step_seconds, "end", brand_id, batch_id)
 
     def _end_batch(self, brand_id: str, batch_id: str) -> None:
@@ -970,12 +980,14 @@ class OmnisendSandbox:
                 batch["status"] = "stopped" if batch["_stop"] else "finished"
                 batch["endedAt"] = _now_iso()
 
-    def _run_item(self, brand: BrandState, batch: dict, item: Any) -> None:
+    def _item_errors(self, item: Any) -> list[dict]:
+        """What is wrong with one batch item as a contact (schema and formats)."""
+        if isinstance(item, dict):
+            return self.contract.schema_errors("ContactRequest", item) + _contact_semantic_errors(item)
+        return [_field_error("body", "invalid_type", "must be of type object")]
+
+    def _run_item(self, brand: BrandState, batch: dict, item: Any, errors: list[dict]) -> None:
         try:
-            if isinstance(item, dict):
-                errors = self.contract.schema_errors("ContactRequest", item) + _contact_semantic_errors(item)
-            else:
-                errors = [_field_error("body", "invalid_type", "must be of type object")]
             if errors:
                 raise validation_problem(errors)
             code, response = self._upsert(brand, item, update_only=batch["method"] == "PUT")
@@ -1150,7 +1162,7 @@ def _apply_fields(contact: dict, body: dict) -> None:
 
 def _contact_view(contact: dict) -> dict:
     """The stored contact as a ContactResponse."""
-    view = {key: copy.deepcopy(value) for key, value in contact.items() if not key.startswith("_")}
+    view = {key: _json_copy(value) for key, value in contact.items() if not key.startswith("_")}
     statuses = []
     for ident in contact["identifiers"]:
         for channel, state in ident["channels"].items():
@@ -1177,6 +1189,17 @@ def _contact_matches(contact: dict, query: dict[str, str]) -> bool:
         since = _parse_time(query["updatedAtFrom"])
         return since is not None and _parse_time(contact["updatedAt"]) >= since
     return True
+
+
+def _json_copy(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (dicts, lists, scalars); much quicker than copy.deepcopy."""
+    if type(value) is dict:
+        return {key: _json_copy(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_json_copy(item) for item in value]
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    return copy.deepcopy(value)
 
 
 def _cursor(position: int) -> str:
@@ -1208,10 +1231,10 @@ def _cursor_page(ordered: list[dict], sort_key: str, descending: bool, query: di
 
 
 def _batch_view(batch: dict, *, with_items: bool = False) -> dict:
-    view = {key: copy.deepcopy(value) for key, value in batch.items() if not key.startswith("_")}
+    view = {key: _json_copy(value) for key, value in batch.items() if not key.startswith("_")}
     if with_items:
-        view["errors"] = copy.deepcopy(batch["_errors"])
-        view["responses"] = copy.deepcopy(batch["_responses"])
+        view["errors"] = _json_copy(batch["_errors"])
+        view["responses"] = _json_copy(batch["_responses"])
     return view
 
 
