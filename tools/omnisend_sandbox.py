@@ -131,6 +131,21 @@ class _NotCompilable(Exception):
     """The schema uses something the fast check does not implement."""
 
 
+def _every(checks: list[Callable[[Any], bool]]) -> Callable[[Any], bool]:
+    """One predicate true when all of `checks` are (unrolled for the usual two or three)."""
+    if not checks:
+        return lambda value: True
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda value: first(value) and second(value)
+    if len(checks) == 3:
+        first, second, third = checks
+        return lambda value: first(value) and second(value) and third(value)
+    return lambda value: all(check(value) for check in checks)
+
+
 def _compile_fast_check(ref: str, components: dict) -> Callable[[Any], bool] | None:
     """A predicate that is True only for instances jsonschema finds valid against `ref` (None when the
     schema uses a keyword the fast check does not know)."""
@@ -178,9 +193,7 @@ def _compile_fast_check(ref: str, components: dict) -> Callable[[Any], bool] | N
             if not isinstance(schema["allOf"], list) or not schema["allOf"]:
                 raise _NotCompilable(schema["allOf"])
             checks += [node(part) for part in schema["allOf"]]
-        if len(checks) == 1:
-            return checks[0]
-        return lambda value: all(check(value) for check in checks)
+        return _every(checks)
 
     def _object_checks(schema: dict) -> list[Callable[[Any], bool]]:
         properties = schema.get("properties", {})
@@ -217,7 +230,14 @@ def _compile_fast_check(ref: str, components: dict) -> Callable[[Any], bool] | N
             checks.append(lambda value: not isinstance(value, list) or len(value) <= limit)
         if "items" in schema:
             each = node(schema["items"])
-            checks.append(lambda value: not isinstance(value, list) or all(each(item) for item in value))
+
+            def every_item(value: Any) -> bool:
+                if isinstance(value, list):
+                    for item in value:
+                        if not each(item):
+                            return False
+                return True
+            checks.append(every_item)
         return checks
 
     try:
@@ -1162,7 +1182,8 @@ def _apply_fields(contact: dict, body: dict) -> None:
 
 def _contact_view(contact: dict) -> dict:
     """The stored contact as a ContactResponse."""
-    view = {key: _json_copy(value) for key, value in contact.items() if not key.startswith("_")}
+    view = {key: value if type(value) in _SCALARS else _json_copy(value) for key, value in contact.items()
+            if key[:1] != "_"}
     statuses = []
     for ident in contact["identifiers"]:
         for channel, state in ident["channels"].items():
@@ -1191,15 +1212,17 @@ def _contact_matches(contact: dict, query: dict[str, str]) -> bool:
     return True
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _json_copy(value: Any) -> Any:
     """A deep copy of JSON-shaped data (dicts, lists, scalars); much quicker than copy.deepcopy."""
-    if type(value) is dict:
-        return {key: _json_copy(item) for key, item in value.items()}
-    if type(value) is list:
-        return [_json_copy(item) for item in value]
-    if value is None or type(value) in (str, int, float, bool):
-        return value
-    return copy.deepcopy(value)
+    kind = type(value)
+    if kind is dict:
+        return {key: item if type(item) in _SCALARS else _json_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [item if type(item) in _SCALARS else _json_copy(item) for item in value]
+    return value if kind in _SCALARS else copy.deepcopy(value)
 
 
 def _cursor(position: int) -> str:
