@@ -6,7 +6,9 @@ A real HTTP server (ThreadingHTTPServer) implementing the part of the API this p
 It authenticates and versions like Omnisend, validates bodies and query parameters against the
 project's contract (tests/contracts/omnisend-<version>.json, derived from the official OpenAPI
 files), enforces per-brand sliding-window rate limits, runs batches asynchronously and can inject
-faults. Its state is read in-process (tests) or over a small admin surface under `/_sandbox`
+faults. Batches overlap: each one is pending and then inProgress for at least `batch_step_seconds`,
+while its items are applied in the order the batches were created; items that match the contract
+pass a check compiled from it, and only the others go through jsonschema for their error list. Its state is read in-process (tests) or over a small admin surface under `/_sandbox`
 (separate processes: `make run`, benchmarks); the client never calls the admin surface.
 
     python -m tools.omnisend_sandbox --port 8765 [--key KEY] [--window-seconds N]
@@ -509,6 +511,7 @@ class OmnisendSandbox:
         # thread takes them in due order, so the waits of different batches overlap.
         self._timeline: list[tuple[float, int, str, str, str]] = []
         self._timeline_changed = threading.Condition(threading.Lock())
+        self._last_start = 0.0  # no batch starts before one created earlier (even if the step shrinks)
         self._reset_state()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -959,7 +962,10 @@ class OmnisendSandbox:
 
     def _schedule(self, delay: float, step: str, brand_id: str, batch_id: str) -> None:
         with self._timeline_changed:
-            heapq.heappush(self._timeline, (time.monotonic() + delay, next(_SEQUENCE), step, brand_id, batch_id))
+            due = time.monotonic() + delay
+            if step == "start":
+                due = self._last_start = max(due, self._last_start)
+            heapq.heappush(self._timeline, (due, next(_SEQUENCE), step, brand_id, batch_id))
             self._timeline_changed.notify()
 
     def _run_batches(self) -> None:
