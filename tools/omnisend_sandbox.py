@@ -6,7 +6,9 @@ A real HTTP server (ThreadingHTTPServer) implementing the part of the API this p
 It authenticates and versions like Omnisend, validates bodies and query parameters against the
 project's contract (tests/contracts/omnisend-<version>.json, derived from the official OpenAPI
 files), enforces per-brand sliding-window rate limits, runs batches asynchronously and can inject
-faults. Its state is read in-process (tests) or over a small admin surface under `/_sandbox`
+faults. Batches overlap: each one is pending and then inProgress for at least `batch_step_seconds`,
+while its items are applied in the order the batches were created; items that match the contract
+pass a check compiled from it, and only the others go through jsonschema for their error list. Its state is read in-process (tests) or over a small admin surface under `/_sandbox`
 (separate processes: `make run`, benchmarks); the client never calls the admin surface.
 
     python -m tools.omnisend_sandbox --port 8765 [--key KEY] [--window-seconds N]
@@ -18,8 +20,8 @@ import base64
 import copy
 import datetime as dt
 import json
+import heapq
 import math
-import queue
 import random
 import re
 import secrets
@@ -33,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from jsonschema import Draft202012Validator
@@ -118,6 +120,134 @@ def _field_error(field_name: str, code: str, message: str) -> dict:
     return {"field": field_name, "code": code, "message": message}
 
 
+# A fast validity check compiled from a schema, for the hot path (every item of every batch). It
+# knows only the keywords below, with jsonschema's meaning; a schema using any other keyword is
+# not compiled (jsonschema alone judges it). It answers only "valid": when it says invalid, the
+# caller runs jsonschema for the error list, so the errors are jsonschema's whatever the check says.
+_FAST_TYPES = {"string": str, "boolean": bool, "object": dict, "array": list, "null": type(None)}
+_FAST_KEYWORDS = frozenset({"$ref", "type", "enum", "properties", "required", "additionalProperties",
+                            "items", "maxItems", "allOf"})
+
+
+class _NotCompilable(Exception):
+    """The schema uses something the fast check does not implement."""
+
+
+def _every(checks: list[Callable[[Any], bool]]) -> Callable[[Any], bool]:
+    """One predicate true when all of `checks` are (unrolled for the usual two or three)."""
+    if not checks:
+        return lambda value: True
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda value: first(value) and second(value)
+    if len(checks) == 3:
+        first, second, third = checks
+        return lambda value: first(value) and second(value) and third(value)
+    return lambda value: all(check(value) for check in checks)
+
+
+def _compile_fast_check(ref: str, components: dict) -> Callable[[Any], bool] | None:
+    """A predicate that is True only for instances jsonschema finds valid against `ref` (None when the
+    schema uses a keyword the fast check does not know)."""
+    compiled: dict[str, Callable[[Any], bool]] = {}
+
+    def resolve(target: str) -> Callable[[Any], bool]:
+        if target not in compiled:
+            parts = target.split("/") if isinstance(target, str) else []
+            if parts[:2] != ["#", "components"] or len(parts) != 4:
+                raise _NotCompilable(target)
+            try:
+                schema = components[parts[2]][parts[3]]
+            except KeyError:
+                raise _NotCompilable(target) from None
+            done: list[Callable[[Any], bool]] = []
+            compiled[target] = lambda value: done[0](value)  # a schema may refer to itself
+            done.append(node(schema))
+        return compiled[target]
+
+    def node(schema: Any) -> Callable[[Any], bool]:
+        if schema is True or schema == {}:
+            return lambda value: True
+        if schema is False:
+            return lambda value: False
+        if not isinstance(schema, dict) or not set(schema) <= _FAST_KEYWORDS:
+            raise _NotCompilable(schema)
+        checks: list[Callable[[Any], bool]] = []
+        if "$ref" in schema:
+            checks.append(resolve(schema["$ref"]))
+        if "type" in schema:
+            names = [schema["type"]] if isinstance(schema["type"], str) else schema["type"]
+            if not isinstance(names, list) or not names or not all(name in _FAST_TYPES for name in names):
+                raise _NotCompilable(schema["type"])
+            kinds = tuple(_FAST_TYPES[name] for name in names)  # no int among them: True is no int here
+            checks.append(lambda value: isinstance(value, kinds))
+        if "enum" in schema:
+            allowed = schema["enum"]
+            if not isinstance(allowed, list) or not all(isinstance(choice, str) for choice in allowed):
+                raise _NotCompilable(allowed)
+            choices = frozenset(allowed)
+            checks.append(lambda value: type(value) is str and value in choices)
+        checks += _object_checks(schema)
+        checks += _array_checks(schema)
+        if "allOf" in schema:
+            if not isinstance(schema["allOf"], list) or not schema["allOf"]:
+                raise _NotCompilable(schema["allOf"])
+            checks += [node(part) for part in schema["allOf"]]
+        return _every(checks)
+
+    def _object_checks(schema: dict) -> list[Callable[[Any], bool]]:
+        properties = schema.get("properties", {})
+        required = schema.get("required", [])
+        extra = schema.get("additionalProperties", True)
+        if not isinstance(properties, dict) or not isinstance(required, list) or not all(
+                isinstance(name, str) for name in required):
+            raise _NotCompilable(schema)
+        if not properties and not required and extra is True:
+            return []
+        known = {name: node(sub) for name, sub in properties.items()}
+        other = node(extra)
+        needed = tuple(required)
+
+        def check(value: Any) -> bool:
+            if not isinstance(value, dict):
+                return True  # these keywords say nothing about other types
+            for name in needed:
+                if name not in value:
+                    return False
+            for name, item in value.items():
+                sub = known.get(name, other)
+                if not sub(item):
+                    return False
+            return True
+        return [check]
+
+    def _array_checks(schema: dict) -> list[Callable[[Any], bool]]:
+        checks: list[Callable[[Any], bool]] = []
+        if "maxItems" in schema:
+            limit = schema["maxItems"]
+            if type(limit) is not int or limit < 0:
+                raise _NotCompilable(limit)
+            checks.append(lambda value: not isinstance(value, list) or len(value) <= limit)
+        if "items" in schema:
+            each = node(schema["items"])
+
+            def every_item(value: Any) -> bool:
+                if isinstance(value, list):
+                    for item in value:
+                        if not each(item):
+                            return False
+                return True
+            checks.append(every_item)
+        return checks
+
+    try:
+        return resolve(ref)
+    except (_NotCompilable, RecursionError):
+        return None
+
+
 @dataclass(frozen=True)
 class Operation:
     """One method on one path template of the contract."""
@@ -142,6 +272,7 @@ class Contract:
         self.document = document
         self._components = _openapi_to_jsonschema(document["components"])
         self._validators: dict[str, Draft202012Validator] = {}
+        self._fast_checks: dict[str, Callable[[Any], bool] | None] = {}
         self._routes = self._compile_routes(document["paths"])
 
     @classmethod
@@ -176,8 +307,18 @@ class Contract:
             self._validators[ref] = Draft202012Validator({"$ref": ref, "components": self._components})
         return self._validators[ref]
 
+    def errors(self, ref: str, instance: Any, prefix: str = "") -> list[dict]:
+        """Every violation of `ref` as FieldErrors: a compiled check passes valid instances quickly;
+        jsonschema finds the errors of the rest (and judges schemas the check cannot compile)."""
+        if ref not in self._fast_checks:
+            self._fast_checks[ref] = _compile_fast_check(ref, self._components)
+        fast = self._fast_checks[ref]
+        if fast is not None and fast(instance):
+            return []
+        return _field_errors(self.validator(ref), instance, prefix)
+
     def schema_errors(self, schema_name: str, instance: Any, prefix: str = "") -> list[dict]:
-        return _field_errors(self.validator(f"#/components/schemas/{schema_name}"), instance, prefix)
+        return self.errors(f"#/components/schemas/{schema_name}", instance, prefix)
 
     def _resolve(self, node: dict) -> dict:
         while "$ref" in node and not node["$ref"].startswith("#/components/schemas/"):
@@ -200,7 +341,7 @@ class Contract:
                 return [_field_error("body", "required", "a JSON request body is required")]
             return []
         ref = self._schema_ref(request_body.get("content"))
-        return _field_errors(self.validator(ref), body) if ref else []
+        return self.errors(ref, body) if ref else []
 
     def parameters(self, operation: Operation, location: str) -> list[dict]:
         resolved = [self._resolve(param) for param in operation.spec.get("parameters", [])]
@@ -318,8 +459,16 @@ def validation_problem(errors: list[dict]) -> Problem:
     return Problem(400, "Validation failed", "Request contains invalid or missing fields", errors=errors)
 
 
+_last_now: tuple[int, str] = (-1, "")  # (milliseconds since the epoch, as text): many calls per millisecond
+
+
 def _now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    global _last_now
+    millis = time.time_ns() // 1_000_000
+    if _last_now[0] != millis:
+        moment = dt.datetime.fromtimestamp(millis // 1000, dt.timezone.utc).replace(microsecond=millis % 1000 * 1000)
+        _last_now = (millis, moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    return _last_now[1]
 
 
 def _parse_time(value: str) -> dt.datetime | None:
@@ -330,8 +479,11 @@ def _parse_time(value: str) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
+_ids = random.Random(secrets.randbits(128))  # object IDs need to be unique, not secret
+
+
 def _object_id() -> str:
-    return secrets.token_hex(12)
+    return f"{_ids.getrandbits(96):024x}"
 
 
 class _Dropped(Exception):
@@ -355,7 +507,11 @@ class OmnisendSandbox:
         self._keys: dict[str, ApiKey] = {}
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
-        self._batch_queue: "queue.Queue[tuple[str, str]]" = queue.Queue()
+        # Steps of batches due later: (due on time.monotonic(), order, step, brand ID, batch ID). One
+        # thread takes them in due order, so the waits of different batches overlap.
+        self._timeline: list[tuple[float, int, str, str, str]] = []
+        self._timeline_changed = threading.Condition(threading.Lock())
+        self._last_start = 0.0  # no batch starts before one created earlier (even if the step shrinks)
         self._reset_state()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -377,6 +533,8 @@ class OmnisendSandbox:
 
     def stop(self) -> None:
         self._stopping.set()  # wakes slow answers and the batch worker
+        with self._timeline_changed:
+            self._timeline_changed.notify_all()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -794,47 +952,68 @@ class OmnisendSandbox:
                 "batchID": _object_id(), "method": body["method"], "endpoint": body["endpoint"],
                 "origin": body.get("origin", "api"), "status": "pending", "totalCount": len(body["items"]),
                 "finishedCount": 0, "errorsCount": 0, "createdAt": _now_iso(),
-                "_items": copy.deepcopy(body["items"]), "_errors": [], "_responses": [], "_seq": next(_SEQUENCE),
+                "_items": body["items"], "_errors": [], "_responses": [], "_seq": next(_SEQUENCE),
                 "_stop": self._random.random() < self._faults.stop_batch_rate,
             }
             self._brand(api_key.brand_id).batches[batch["batchID"]] = batch
-        self._batch_queue.put((api_key.brand_id, batch["batchID"]))
+            # Scheduled under the lock: batches start in the order they were created.
+            self._schedule(self.batch_step_seconds, "start", api_key.brand_id, batch["batchID"])
         return 201, {"batchID": batch["batchID"], "totalCount": batch["totalCount"]}
 
-    def _run_batches(self) -> None:
-        """The asynchronous side of batches: pending -> inProgress -> finished (or stopped)."""
-        while not self._stopping.is_set():
-            try:
-                brand_id, batch_id = self._batch_queue.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            self._run_batch(brand_id, batch_id)
+    def _schedule(self, delay: float, step: str, brand_id: str, batch_id: str) -> None:
+        with self._timeline_changed:
+            due = time.monotonic() + delay
+            if step == "start":
+                due = self._last_start = max(due, self._last_start)
+            heapq.heappush(self._timeline, (due, next(_SEQUENCE), step, brand_id, batch_id))
+            self._timeline_changed.notify()
 
-    def _run_batch(self, brand_id: str, batch_id: str) -> None:
-        if self._stopping.wait(self.batch_step_seconds):
-            return
+    def _run_batches(self) -> None:
+        """The asynchronous side of batches: pending -> inProgress -> finished (or stopped), each step
+        at least `batch_step_seconds` after the one before; the steps of all batches interleave."""
+        while not self._stopping.is_set():
+            with self._timeline_changed:
+                wait = self._timeline[0][0] - time.monotonic() if self._timeline else 0.05
+                if wait > 0:
+                    self._timeline_changed.wait(min(wait, 0.05))
+                    continue
+                _, _, step, brand_id, batch_id = heapq.heappop(self._timeline)
+            if step == "start":
+                self._start_batch(brand_id, batch_id)
+            else:
+                self._end_batch(brand_id, batch_id)
+
+    def _start_batch(self, brand_id: str, batch_id: str) -> None:
         with self._lock:
-            batch = self._brand(brand_id).batches.get(batch_id)
+            brand = self._brands.get(brand_id)
+            batch = brand.batches.get(batch_id) if brand else None
             if batch is None:  # the sandbox was reset meanwhile
                 return
             batch["status"], batch["startedAt"] = "inProgress", _now_iso()
             # A stopped batch gives up half way, leaving the rest of its items unprocessed.
             runnable = batch["_items"][: len(batch["_items"]) // 2] if batch["_stop"] else batch["_items"]
-        for item in runnable:
-            with self._lock:
-                self._run_item(self._brand(brand_id), batch, item)
-        if self._stopping.wait(self.batch_step_seconds):
-            return
+        checked = [(item, self._item_errors(item)) for item in runnable]  # pure: no lock needed
         with self._lock:
-            batch["status"] = "stopped" if batch["_stop"] else "finished"
-            batch["endedAt"] = _now_iso()
+            for item, errors in checked:
+                self._run_item(brand, batch, item, errors)
+        self._schedule(self.batch_step_seconds, "end", brand_id, batch_id)
 
-    def _run_item(self, brand: BrandState, batch: dict, item: Any) -> None:
+    def _end_batch(self, brand_id: str, batch_id: str) -> None:
+        with self._lock:
+            brand = self._brands.get(brand_id)
+            batch = brand.batches.get(batch_id) if brand else None
+            if batch is not None:
+                batch["status"] = "stopped" if batch["_stop"] else "finished"
+                batch["endedAt"] = _now_iso()
+
+    def _item_errors(self, item: Any) -> list[dict]:
+        """What is wrong with one batch item as a contact (schema and formats)."""
+        if isinstance(item, dict):
+            return self.contract.schema_errors("ContactRequest", item) + _contact_semantic_errors(item)
+        return [_field_error("body", "invalid_type", "must be of type object")]
+
+    def _run_item(self, brand: BrandState, batch: dict, item: Any, errors: list[dict]) -> None:
         try:
-            if isinstance(item, dict):
-                errors = self.contract.schema_errors("ContactRequest", item) + _contact_semantic_errors(item)
-            else:
-                errors = [_field_error("body", "invalid_type", "must be of type object")]
             if errors:
                 raise validation_problem(errors)
             code, response = self._upsert(brand, item, update_only=batch["method"] == "PUT")
@@ -1009,7 +1188,8 @@ def _apply_fields(contact: dict, body: dict) -> None:
 
 def _contact_view(contact: dict) -> dict:
     """The stored contact as a ContactResponse."""
-    view = {key: copy.deepcopy(value) for key, value in contact.items() if not key.startswith("_")}
+    view = {key: value if type(value) in _SCALARS else _json_copy(value) for key, value in contact.items()
+            if key[:1] != "_"}
     statuses = []
     for ident in contact["identifiers"]:
         for channel, state in ident["channels"].items():
@@ -1036,6 +1216,19 @@ def _contact_matches(contact: dict, query: dict[str, str]) -> bool:
         since = _parse_time(query["updatedAtFrom"])
         return since is not None and _parse_time(contact["updatedAt"]) >= since
     return True
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _json_copy(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (dicts, lists, scalars); much quicker than copy.deepcopy."""
+    kind = type(value)
+    if kind is dict:
+        return {key: item if type(item) in _SCALARS else _json_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [item if type(item) in _SCALARS else _json_copy(item) for item in value]
+    return value if kind in _SCALARS else copy.deepcopy(value)
 
 
 def _cursor(position: int) -> str:
@@ -1067,10 +1260,10 @@ def _cursor_page(ordered: list[dict], sort_key: str, descending: bool, query: di
 
 
 def _batch_view(batch: dict, *, with_items: bool = False) -> dict:
-    view = {key: copy.deepcopy(value) for key, value in batch.items() if not key.startswith("_")}
+    view = {key: _json_copy(value) for key, value in batch.items() if not key.startswith("_")}
     if with_items:
-        view["errors"] = copy.deepcopy(batch["_errors"])
-        view["responses"] = copy.deepcopy(batch["_responses"])
+        view["errors"] = _json_copy(batch["_errors"])
+        view["responses"] = _json_copy(batch["_responses"])
     return view
 
 

@@ -175,6 +175,20 @@ def test_stopped_batches_leave_items_unprocessed(sandbox, sandbox_api):
     assert batch["status"] == "stopped" and batch["finishedCount"] == 5 and len(sandbox.contacts()) == 5
 
 
+@pytest.mark.sandbox(batch_step_seconds=0.5)
+def test_batch_steps_overlap_and_items_apply_in_creation_order(sandbox, sandbox_api):
+    ids = [sandbox_api("POST", "/batches", json={"method": "POST", "endpoint": "contacts", "items": [
+        {**contact("same@example.com", sendWelcomeMessage=False), "firstName": f"v{i}"}]}).json()["batchID"]
+        for i in range(3)]
+    batches = [wait_batch(sandbox_api, batch_id) for batch_id in ids]
+    at = lambda batch, name: datetime.fromisoformat(batch[name].replace("Z", "+00:00")).timestamp()  # noqa: E731
+    for batch in batches:  # each step takes the step time (stamps are cut to milliseconds)
+        assert at(batch, "startedAt") - at(batch, "createdAt") >= 0.499
+        assert at(batch, "endedAt") - at(batch, "startedAt") >= 0.499
+    assert at(batches[1], "startedAt") < at(batches[0], "endedAt")  # not one batch after the other
+    assert sandbox.contacts()["same@example.com"]["firstName"] == "v2"  # the last created wins
+
+
 def test_list_batches_pages_and_requires_endpoint(sandbox_api):
     for i in range(3):
         sandbox_api("POST", "/batches", json={"method": "POST", "endpoint": "contacts", "items": [contact(f"l{i}@x.com")]})
