@@ -19,8 +19,9 @@ Upserts must not run ahead of the tags either: a chunk that waits for its batche
 the queue behind every chunk queued before it came back, so chunks creating batches as fast as the
 general budget allows would keep the tagging ones out of the workers until the last upsert. A chunk
 announces how many tag calls it will make once its batches settle; while a window's worth of tag calls
-is owed, a chunk yet to create its batches is held (`held_for_tags`) and comes back about when its
-turn is due.
+and a half is owed, a chunk yet to create its batches is held (`held_for_tags`) and comes back about
+when its turn is due, with a window's worth still owed (the tags' work in hand while it upserts and its
+batches settle).
 
 The decisions are pure functions of a `Board`; `BatchBoard` is the thin I/O around them (one blob per
 connection, written with ETags).
@@ -57,6 +58,8 @@ MAX_WAIT_SECONDS = 4.0  # a waiting chunk looks again at least this often: a rea
 # planned (the last chunk creating batches has registered them), and the run's end waits for it
 TAGGING_SECONDS = 600.0  # the tag calls a chunk announced count until it made them, or for this long
 MAX_HOLD_SECONDS = 300.0  # a chunk held for the tags comes back within this long
+HOLD_WINDOWS = 1.5  # a chunk yet to upsert is held while this many windows of tag calls are owed ...
+RESUME_WINDOWS = 1.0  # ... until about this many would be: the tags' work in hand while it upserts
 GONE = "gone"  # the status recorded for a batch Omnisend no longer has (404)
 
 
@@ -158,18 +161,18 @@ def tag_backlog(board: Board, now: float) -> list[int]:
 def held_for_tags(board: Board, now: float, chunk: tuple[str, int], tags: Budget) -> float:
     """Seconds a chunk yet to create its batches waits for the tags to catch up (0: it goes now).
 
-    It goes while fewer tag calls are owed than the tag budget allows in a window. Else it comes back
-    once the calls owed then would have come down to half a window's worth, counting the calls of
-    the run's chunks between the last one let in and this one (held too, and let in first).
+    It goes while fewer tag calls are owed than HOLD_WINDOWS of the tag budget. Else it comes back
+    once the calls owed then would have come down to RESUME_WINDOWS, counting the calls of the run's
+    chunks between the last one let in and this one (held too, and let in first).
     """
     owed = tag_backlog(board, now)
-    if sum(owed) < tags.requests_per_window:
+    if sum(owed) < HOLD_WINDOWS * tags.requests_per_window:
         return 0.0
     run_id, seq = chunk
     per_second = tags.requests_per_window / tags.window_seconds
     last = board.admitted.get(run_id, [seq - 1])[0]
     ahead = max(0, seq - int(last) - 1) * sum(owed) / len(owed)
-    return min(MAX_HOLD_SECONDS, max(1.0, (sum(owed) - tags.requests_per_window / 2 + ahead) / per_second))
+    return min(MAX_HOLD_SECONDS, max(1.0, (sum(owed) - RESUME_WINDOWS * tags.requests_per_window + ahead) / per_second))
 
 
 def retire(board: Board, owner: str) -> None:

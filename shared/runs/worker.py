@@ -18,7 +18,7 @@ from ..omnisend import AuthenticationError, PermissionDeniedError
 from ..rejects import Reject, RejectReason
 from ..settings import Settings
 from . import clients, ending, finisher, outbox, paths, results, untag
-from .board import BatchBoard, ReadPace
+from .board import HOLD_WINDOWS, BatchBoard, ReadPace
 from .delivery import ChunkDelivery, ChunkProgress, DeliveryOutcome
 from .errors import Deferred, Held, RunFailure, Stopped, Waiting
 from .messages import ChunkMessage, may_defer, may_wait
@@ -170,7 +170,7 @@ def _deliver(settings: Settings, store: RunStore, run: Run, message: ChunkMessag
 
 
 def _hold_for_tags(settings: Settings, store: RunStore, run: Run, message: ChunkMessage, me: str) -> None:
-    """A chunk yet to create its batches waits while its connection owes a window's worth of tag calls
+    """A chunk yet to create its batches waits while its connection owes HOLD_WINDOWS of tag calls
     (board.held_for_tags): upserts running ahead would keep the chunks that tag out of the workers."""
     if run.export.tag_of(message.chunk.segment) is None:
         return
@@ -179,7 +179,7 @@ def _hold_for_tags(settings: Settings, store: RunStore, run: Run, message: Chunk
                        chunk=(run.run_id, message.seq))
     held = board.held_for_tags(clients.budgets(connection)["tags"])
     if held:
-        raise Held(held, f"connection {connection.id} owes a window's worth of segment tag calls")
+        raise Held(held, f"connection {connection.id} owes {HOLD_WINDOWS:g} windows of segment tag calls")
 
 
 def _wait_unless_settled(message: ChunkMessage, progress: ChunkProgress, board: BatchBoard) -> None:

@@ -173,22 +173,22 @@ def test_while_batches_are_being_created_a_waiting_chunk_comes_back_without_a_re
     assert list_reads(sandbox) == 2 and found[first].status == "finished"
 
 
-def test_a_chunk_yet_to_upsert_is_held_while_a_window_of_tag_calls_is_owed():
+def test_a_chunk_yet_to_upsert_is_held_while_a_window_and_a_half_of_tag_calls_is_owed():
     tags = Budget(60)  # a call a second
     board = b.Board()
-    for n in range(14):  # 14 chunks owe 4 calls each: 56 calls, less than a window's 60
+    for n in range(22):  # 22 chunks owe 4 calls each: 88 calls, less than 1.5 windows' 90
         b.announce(board, f"chunk-{n}", 10, now=0.0, tag_calls=4, chunk=("run-1", n))
-    assert b.held_for_tags(board, 1.0, ("run-1", 14), tags) == 0.0
-    b.announce(board, "chunk-14", 10, now=1.0, tag_calls=4, chunk=("run-1", 14))
-    assert board.admitted["run-1"][0] == 14
-    # 60 owed: the next comes back when they would be down to 30, 30 s at a call a second
-    assert b.held_for_tags(board, 2.0, ("run-1", 15), tags) == 30.0
-    # the run's chunks 15-19 are held too, and let in first: 4 more calls each
-    assert b.held_for_tags(board, 2.0, ("run-1", 20), tags) == 30.0 + 5 * 4
+    assert b.held_for_tags(board, 1.0, ("run-1", 22), tags) == 0.0
+    b.announce(board, "chunk-22", 10, now=1.0, tag_calls=4, chunk=("run-1", 22))
+    assert board.admitted["run-1"][0] == 22
+    # 92 owed: the next comes back when they would be down to a window's 60, 32 s at a call a second
+    assert b.held_for_tags(board, 2.0, ("run-1", 23), tags) == 32.0
+    # the run's chunks 23-27 are held too, and let in first: 4 more calls each
+    assert b.held_for_tags(board, 2.0, ("run-1", 28), tags) == 32.0 + 5 * 4
     assert b.held_for_tags(board, 2.0, ("run-1", 10_000), tags) == b.MAX_HOLD_SECONDS  # a hold is bounded
-    b.tagged(board, "chunk-0")  # made its calls: 56 owed
-    assert b.held_for_tags(board, 3.0, ("run-1", 15), tags) == 0.0
+    b.tagged(board, "chunk-0")  # made its calls: 88 owed
+    assert b.held_for_tags(board, 3.0, ("run-1", 23), tags) == 0.0
     b.announce(board, "chunk-0", 10, now=3.0, tag_calls=4)
-    assert b.held_for_tags(board, 4.0, ("run-1", 15), tags) > 0
-    assert b.held_for_tags(board, b.TAGGING_SECONDS + 1.0, ("run-1", 15), tags) == 0.0  # announcements lapse
+    assert b.held_for_tags(board, 4.0, ("run-1", 23), tags) > 0
+    assert b.held_for_tags(board, b.TAGGING_SECONDS + 1.0, ("run-1", 23), tags) == 0.0  # announcements lapse
     assert b.Board.from_dict(board.to_dict()) == board
