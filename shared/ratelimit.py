@@ -223,13 +223,17 @@ class BlobRateLimiter:
         self._sleep = sleep
         self.waited_seconds = 0.0
         self.late_grants = 0  # grants whose write returned too late, stamped again before use
+        self._known: dict[str, tuple[tuple[int, ...], str]] = {}  # blob -> (grants, ETag) as last written
+        self._known_lock = threading.Lock()
 
     def acquire(self, kind: str) -> None:
         budget = self._budgets.get(kind) or self._budgets["general"]
         name = f"ratelimits/{self._key}-{kind}.json"
         late: int | None = None  # the stamp of our grant whose write returned too late, unused
         while True:
-            grants, etag = self._read(name)
+            with self._known_lock:
+                known = self._known.get(name)
+            grants, etag = known if known is not None else self._read(name)
             now = self._clock()
             now_ms = math.ceil(now * 1000)
             if late is not None and late in grants:
@@ -251,11 +255,17 @@ class BlobRateLimiter:
                 self._sleep(wait + random.uniform(0.0, 0.01))  # the instances waiting do not all wake at once
                 continue
             try:
-                blobstate.write_json(self._container, name, grants_to_json(decision.grants),
-                                     if_match=etag, create_only=etag is None)
+                written = blobstate.write_json(self._container, name, grants_to_json(decision.grants),
+                                               if_match=etag, create_only=etag is None)
             except blobstate.ConflictError:
-                self._sleep(random.uniform(0.0, 0.02))  # lost the race: another worker took a slot
+                with self._known_lock:
+                    if self._known.get(name) == known:
+                        self._known.pop(name, None)  # someone else wrote: count what the blob holds
+                if known is None:
+                    self._sleep(random.uniform(0.0, 0.02))  # lost the race: another worker took a slot
                 continue
+            with self._known_lock:
+                self._known[name] = (decision.grants, written)
             if late is not None or self._clock() - now <= budget.margin_seconds / 2:
                 return
             # The request would reach Omnisend later than the margin allows for: the grant is not

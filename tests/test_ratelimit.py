@@ -305,3 +305,25 @@ def test_limiter_can_ask_the_caller_to_defer_instead_of_sleeping():
     with pytest.raises(RateLimitedError) as caught:
         limiter.acquire("tags")
     assert caught.value.retry_after == pytest.approx(50.0) and clock.sleeps == []
+
+
+def test_a_limiter_counts_its_own_last_write_again_and_reads_when_another_wrote(state, monkeypatch):
+    reads = []
+    read_json = blobstate.read_json
+    monkeypatch.setattr(blobstate, "read_json", lambda *a, **k: reads.append(a[1]) or read_json(*a, **k))
+    clock = Clock()
+    budgets = {"general": Budget(10)}
+    one, other = (BlobRateLimiter(state, "conn", budgets, max_wait=600, clock=clock, sleep=clock.sleep)
+                  for _ in range(2))
+    for _ in range(5):
+        one.acquire("general")
+    assert len(reads) == 1  # the first grant read the blob; the next four counted what it wrote
+    other.acquire("general")  # another instance writes: the first one's ETag is stale
+    times = [clock.stamp]
+    for _ in range(8):
+        one.acquire("general")
+        times.append(clock.stamp)
+    # `other` read twice (before and after waiting out the pace of `one`'s five), `one` once more after
+    # its write failed
+    assert len(reads) == 4
+    assert busiest_window(times, WINDOW) <= 9  # the budget less one, as ever
