@@ -106,6 +106,16 @@ def phase_read_map(connection_string: str, chunk_dicts: list[dict], extended: bo
             "seconds": wall, "cpu_seconds": cpu, "max_rss_mb": _max_rss_mb()}
 
 
+def reference_loop_seconds() -> float:
+    """CPU seconds of a fixed pure-Python loop (10 million additions): the speed this shared virtual
+    machine gave Python during the run, to compare runs measured on different days (about 0.85 s
+    on its fast days, 1.7 s on its slow ones)."""
+    started, total = time.process_time(), 0
+    for i in range(10_000_000):
+        total += i
+    return time.process_time() - started
+
+
 def run_in_child(function, *args):
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(function, args)
@@ -146,6 +156,7 @@ def main() -> None:
               f"{read['duplicates']:,} duplicates, {read['body_bytes'] / 1e6:.0f} MB of batch bodies: "
               f"{read['rows'] / read['seconds']:,.0f} rows/s wall, {read['rows'] / read['cpu_seconds']:,.0f} rows/s "
               f"per core (CPU), peak {read['max_rss_mb']:.0f} MB")
+        print(f"machine   reference loop {reference_loop_seconds():.2f} s of CPU (10 million additions)")
     finally:
         azurite.stop(remove_data=True)
 
