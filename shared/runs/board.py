@@ -18,8 +18,8 @@ are wanted reads are due every TAG_READ_SECONDS (a twentieth of the general budg
 Upserts must not run ahead of the tags either: a chunk that waits for its batches comes back through
 the queue behind every chunk queued before it came back, so chunks creating batches as fast as the
 general budget allows would keep the tagging ones out of the workers until the last upsert. A chunk
-announces how many tag calls it will make once its batches settle; while a window's worth of tag calls
-and a half is owed, a chunk yet to create its batches is held (`held_for_tags`) and comes back about
+announces how many tag calls it will make once its batches settle; while its run owes a window and
+a half of tag calls, a chunk yet to create its batches is held (`held_for_tags`) and comes back about
 when its turn is due, with a window's worth still owed (the tags' work in hand while it upserts and its
 batches settle).
 
@@ -71,7 +71,7 @@ class Board:
     done: dict[str, list] = field(default_factory=dict)  # batch id -> [status, errors, total, finished, at]
     creating: dict[str, float] = field(default_factory=dict)  # delivery -> until when it creates batches
     urgent: set[str] = field(default_factory=set)  # wanted batches of chunks that tag once they settle
-    tagging: dict[str, list] = field(default_factory=dict)  # delivery -> [until, tag calls it still owes]
+    tagging: dict[str, list] = field(default_factory=dict)  # delivery -> [until, tag calls it owes, run id]
     admitted: dict[str, list] = field(default_factory=dict)  # run id -> [last chunk seq let in, when]
     read_at: float = 0.0
     reader: str | None = None
@@ -79,7 +79,8 @@ class Board:
 
     def to_dict(self) -> dict:
         return {"wanted": self.wanted, "done": self.done, "creating": self.creating, "urgent": sorted(self.urgent),
-                "tagging": self.tagging, "admitted": self.admitted, "readAt": self.read_at, "reader": self.reader, "readerUntil": self.reader_until}
+                "tagging": self.tagging, "admitted": self.admitted, "readAt": self.read_at, "reader": self.reader,
+                "readerUntil": self.reader_until}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Board":
@@ -141,7 +142,7 @@ def announce(board: Board, owner: str, batches: int, now: float, *, tag_calls: i
     `chunk` (run id, seq) is the chunk it delivers."""
     board.creating[owner] = now + max(MIN_CREATING_SECONDS, batches * CREATING_SECONDS)
     if tag_calls:
-        board.tagging[owner] = [now + TAGGING_SECONDS, tag_calls]
+        board.tagging[owner] = [now + TAGGING_SECONDS, tag_calls, chunk[0] if chunk else ""]
     if chunk is not None:
         run_id, seq = chunk
         last = board.admitted.get(run_id, [seq, now])[0]
@@ -153,9 +154,11 @@ def tagged(board: Board, owner: str) -> None:
     board.tagging.pop(owner, None)
 
 
-def tag_backlog(board: Board, now: float) -> list[int]:
-    """The tag calls owed by each chunk that announced some, and has not made them yet."""
-    return [int(calls) for until, calls in board.tagging.values() if until > now]
+def tag_backlog(board: Board, now: float, run_id: str) -> list[int]:
+    """The tag calls owed by each chunk of the run that announced some and has not made them yet. Only
+    the run's own: the queue order that holds are for is within a run, and a cancelled run's chunks
+    never say they are done (their announcements would otherwise hold the next run until they lapse)."""
+    return [int(entry[1]) for entry in board.tagging.values() if entry[0] > now and entry[2:] == [run_id]]
 
 
 def held_for_tags(board: Board, now: float, chunk: tuple[str, int], tags: Budget) -> float:
@@ -165,14 +168,15 @@ def held_for_tags(board: Board, now: float, chunk: tuple[str, int], tags: Budget
     once the calls owed then would have come down to RESUME_WINDOWS, counting the calls of the run's
     chunks between the last one let in and this one (held too, and let in first).
     """
-    owed = tag_backlog(board, now)
+    run_id, seq = chunk
+    owed = tag_backlog(board, now, run_id)
     if sum(owed) < HOLD_WINDOWS * tags.requests_per_window:
         return 0.0
-    run_id, seq = chunk
     per_second = tags.requests_per_window / tags.window_seconds
     last = board.admitted.get(run_id, [seq - 1])[0]
     ahead = max(0, seq - int(last) - 1) * sum(owed) / len(owed)
-    return min(MAX_HOLD_SECONDS, max(1.0, (sum(owed) - RESUME_WINDOWS * tags.requests_per_window + ahead) / per_second))
+    seconds = (sum(owed) - RESUME_WINDOWS * tags.requests_per_window + ahead) / per_second
+    return min(MAX_HOLD_SECONDS, max(1.0, seconds))
 
 
 def retire(board: Board, owner: str) -> None:

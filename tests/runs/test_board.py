@@ -188,7 +188,9 @@ def test_a_chunk_yet_to_upsert_is_held_while_a_window_and_a_half_of_tag_calls_is
     assert b.held_for_tags(board, 2.0, ("run-1", 10_000), tags) == b.MAX_HOLD_SECONDS  # a hold is bounded
     b.tagged(board, "chunk-0")  # made its calls: 88 owed
     assert b.held_for_tags(board, 3.0, ("run-1", 23), tags) == 0.0
-    b.announce(board, "chunk-0", 10, now=3.0, tag_calls=4)
+    b.announce(board, "chunk-0", 10, now=3.0, tag_calls=4, chunk=("run-1", 0))
     assert b.held_for_tags(board, 4.0, ("run-1", 23), tags) > 0
+    # another run on the connection (or what a cancelled one left) does not hold this one
+    assert b.held_for_tags(board, 4.0, ("run-2", 0), tags) == 0.0
     assert b.held_for_tags(board, b.TAGGING_SECONDS + 1.0, ("run-1", 23), tags) == 0.0  # announcements lapse
     assert b.Board.from_dict(board.to_dict()) == board
