@@ -55,7 +55,7 @@ class Busy(RunError):
 
 
 class Held(RunError):
-    """A chunk yet to create its batches waits for its connection's segment tags to catch up: its
+    """A chunk yet to create its batches waits for its run's segment tags to catch up: its
     message is sent again unchanged after `delay` seconds (board.held_for_tags)."""
 
     def __init__(self, delay: float, reason: str) -> None:

@@ -170,7 +170,7 @@ def _deliver(settings: Settings, store: RunStore, run: Run, message: ChunkMessag
 
 
 def _hold_for_tags(settings: Settings, store: RunStore, run: Run, message: ChunkMessage, me: str) -> None:
-    """A chunk yet to create its batches waits while its connection owes HOLD_WINDOWS of tag calls
+    """A chunk yet to create its batches waits while its run owes HOLD_WINDOWS of tag calls
     (board.held_for_tags): upserts running ahead would keep the chunks that tag out of the workers."""
     if run.export.tag_of(message.chunk.segment) is None:
         return
@@ -179,7 +179,7 @@ def _hold_for_tags(settings: Settings, store: RunStore, run: Run, message: Chunk
                        chunk=(run.run_id, message.seq))
     held = board.held_for_tags(clients.budgets(connection)["tags"])
     if held:
-        raise Held(held, f"connection {connection.id} owes {HOLD_WINDOWS:g} windows of segment tag calls")
+        raise Held(held, f"run {run.run_id} owes {HOLD_WINDOWS:g} windows of segment tag calls")
 
 
 def _wait_unless_settled(message: ChunkMessage, progress: ChunkProgress, board: BatchBoard) -> None:
