@@ -7,7 +7,6 @@ from shared import storage
 from shared.environment import http_environment
 from shared.omnisend import OmnisendClient
 from shared.ratelimit import SlidingWindowLimiter
-from shared.settings import Settings
 
 
 def test_a_proxy_applies_unless_no_proxy_names_the_host(monkeypatch):
@@ -29,7 +28,7 @@ def test_clients_stop_reading_the_environment_on_every_request(monkeypatch, sett
     assert session.verify is True
     prepared = session.merge_environment_settings("https://api.omnisend.com/api", {}, None, None, None)
     assert prepared["proxies"] == {"https": "http://proxy.example:3128"}
-    blob = storage.blob_service(Settings.from_env({"AzureWebJobsStorage": settings.storage.connection_string}).storage)
+    blob = storage.blob_service(settings.storage)
     assert blob._pipeline._transport._use_env_settings is False
 
 

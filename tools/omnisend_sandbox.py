@@ -8,7 +8,8 @@ project's contract (tests/contracts/omnisend-<version>.json, derived from the of
 files), enforces per-brand sliding-window rate limits, runs batches asynchronously and can inject
 faults. Batches overlap: each one is pending and then inProgress for at least `batch_step_seconds`,
 while its items are applied in the order the batches were created; items that match the contract
-pass a check compiled from it, and only the others go through jsonschema for their error list. Its state is read in-process (tests) or over a small admin surface under `/_sandbox`
+pass a check compiled from it, and only the others go through jsonschema for their error list. Its
+state is read in-process (tests) or over a small admin surface under `/_sandbox`
 (separate processes: `make run`, benchmarks); the client never calls the admin surface.
 
     python -m tools.omnisend_sandbox --port 8765 [--key KEY] [--window-seconds N]
@@ -983,11 +984,15 @@ class OmnisendSandbox:
             else:
                 self._end_batch(brand_id, batch_id)
 
+    def _scheduled(self, brand_id: str, batch_id: str) -> tuple[BrandState | None, dict | None]:
+        """A scheduled batch and its brand, None when the sandbox was reset meanwhile (under the lock)."""
+        brand = self._brands.get(brand_id)
+        return brand, brand.batches.get(batch_id) if brand else None
+
     def _start_batch(self, brand_id: str, batch_id: str) -> None:
         with self._lock:
-            brand = self._brands.get(brand_id)
-            batch = brand.batches.get(batch_id) if brand else None
-            if batch is None:  # the sandbox was reset meanwhile
+            brand, batch = self._scheduled(brand_id, batch_id)
+            if batch is None:
                 return
             batch["status"], batch["startedAt"] = "inProgress", _now_iso()
             # A stopped batch gives up half way, leaving the rest of its items unprocessed.
@@ -1000,8 +1005,7 @@ class OmnisendSandbox:
 
     def _end_batch(self, brand_id: str, batch_id: str) -> None:
         with self._lock:
-            brand = self._brands.get(brand_id)
-            batch = brand.batches.get(batch_id) if brand else None
+            _, batch = self._scheduled(brand_id, batch_id)
             if batch is not None:
                 batch["status"] = "stopped" if batch["_stop"] else "finished"
                 batch["endedAt"] = _now_iso()
@@ -1188,8 +1192,7 @@ def _apply_fields(contact: dict, body: dict) -> None:
 
 def _contact_view(contact: dict) -> dict:
     """The stored contact as a ContactResponse."""
-    view = {key: value if type(value) in _SCALARS else _json_copy(value) for key, value in contact.items()
-            if key[:1] != "_"}
+    view = {key: _json_copy(value) for key, value in contact.items() if not key.startswith("_")}
     statuses = []
     for ident in contact["identifiers"]:
         for channel, state in ident["channels"].items():

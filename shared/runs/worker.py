@@ -99,12 +99,15 @@ def process_chunk(settings: Settings, store: RunStore, message: ChunkMessage, me
     except documents.DocumentNotFoundError:
         ending.cancel_run(store, run.run_id, "cancelled: the export was deleted")
         return
-    if message.owner is None:  # yet to start (a chunk that has started carries its owner when it comes back)
-        _hold_for_tags(settings, store, run, message, me)
-    claim = Claim(store, run.run_id, message.step, message.owner or me)
+    owner = message.owner or me  # a chunk that has started carries its owner when it comes back
+    connection = clients.connection_of(settings, run)
+    board = _board(settings, store, run, message, connection, owner)
+    if message.owner is None:
+        _hold_for_tags(board, run, connection)
+    claim = Claim(store, run.run_id, message.step, owner)
     progress = ChunkProgress.from_dict(claim.acquire())
     try:
-        outcome, mapped, rate_limited = _deliver(settings, store, run, message, claim, progress)
+        outcome, mapped, rate_limited = _deliver(settings, store, run, message, claim, progress, connection, board)
     except Stopped:
         log.info("run %s chunk %d stopped: the run ended meanwhile", run.run_id, message.seq)
         return
@@ -126,22 +129,25 @@ def process_chunk(settings: Settings, store: RunStore, message: ChunkMessage, me
     _count(store, run.run_id, message.seq, me, result)
 
 
+def _board(settings: Settings, store: RunStore, run: Run, message: ChunkMessage, connection: documents.Connection,
+           owner: str) -> BatchBoard:
+    """The chunk's view of its connection's batch board, with the connection's client. A chunk that
+    tags its contacts once its batches settle asks for reads sooner (board.ReadPace)."""
+    return BatchBoard(store, connection.id, owner, clients.client_for(settings, connection),
+                      ReadPace.of(clients.budgets(connection)["general"]),
+                      urgent=run.export.tag_of(message.chunk.segment) is not None, chunk=(run.run_id, message.seq))
+
+
 def _deliver(settings: Settings, store: RunStore, run: Run, message: ChunkMessage, claim: Claim,
-             progress: ChunkProgress) -> tuple[DeliveryOutcome, MappedChunk, int]:
-    connection = clients.connection_of(settings, run)
-    client = clients.client_for(settings, connection)
-    budgets = clients.budgets(connection)
-    tagging = run.export.tag_of(message.chunk.segment) is not None
-    # A chunk that tags its contacts once its batches settle asks for reads sooner (board.ReadPace).
-    board = BatchBoard(store, connection.id, claim.owner, client, ReadPace.of(budgets["general"]), urgent=tagging,
-                       chunk=(run.run_id, message.seq))
+             progress: ChunkProgress, connection: documents.Connection,
+             board: BatchBoard) -> tuple[DeliveryOutcome, MappedChunk, int]:
     _wait_unless_settled(message, progress, board)
     mapped = _map(settings, store, run, message, connection.contact_limit)
     chunk = message.chunk
     tag = run.export.tag_of(chunk.segment)
     tags = mapped.tags(tag) if tag is not None else {}
     delivery = ChunkDelivery(
-        client=client,
+        client=board.client,
         contacts=mapped.contacts,
         tags_by_email=tags,
         tag_only=frozenset(mapped.tag_only),
@@ -169,17 +175,13 @@ def _deliver(settings: Settings, store: RunStore, run: Run, message: ChunkMessag
     return outcome, mapped, progress.rate_limited
 
 
-def _hold_for_tags(settings: Settings, store: RunStore, run: Run, message: ChunkMessage, me: str) -> None:
+def _hold_for_tags(board: BatchBoard, run: Run, connection: documents.Connection) -> None:
     """A chunk yet to create its batches waits while its run owes HOLD_WINDOWS of tag calls
     (board.held_for_tags): upserts running ahead would keep the chunks that tag out of the workers."""
-    if run.export.tag_of(message.chunk.segment) is None:
-        return
-    connection = clients.connection_of(settings, run)
-    board = BatchBoard(store, connection.id, me, clients.client_for(settings, connection),
-                       chunk=(run.run_id, message.seq))
-    held = board.held_for_tags(clients.budgets(connection)["tags"])
-    if held:
-        raise Held(held, f"run {run.run_id} owes {HOLD_WINDOWS:g} windows of segment tag calls")
+    if board.urgent:
+        held = board.held_for_tags(clients.budgets(connection)["tags"])
+        if held:
+            raise Held(held, f"run {run.run_id} owes {HOLD_WINDOWS:g} windows of segment tag calls")
 
 
 def _wait_unless_settled(message: ChunkMessage, progress: ChunkProgress, board: BatchBoard) -> None:
