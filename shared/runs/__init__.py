@@ -14,6 +14,7 @@ ends. The modules, each one job:
   ending     the one place a run reaches a terminal state (`run_ended`)
   finisher   pure decisions: what a step changes, what is due next, the watchdog's verdicts
   outbox     decided steps to queue messages, sent after they are saved
+  stagger    when each chunk of an opened wave becomes visible: at the budget's pace (pure)
   planner    segments into chunks, one decision per row (pure `Deduplicator`)
   worker     one chunk: map, deliver (delivery.ChunkDelivery), record its result once
   results    a chunk's result and rejects file; the run's rejects CSV, streamed

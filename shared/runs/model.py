@@ -114,24 +114,37 @@ class Note(str, Enum):
 
 
 @dataclass(frozen=True)
+class Sends:
+    """What a planned chunk sends: rows upserted, and rows that get a segment tag (a row may be both)."""
+
+    upserts: int
+    tagged: int
+
+
+@dataclass(frozen=True)
 class PlannedChunk:
     seq: int
     wave: int
     chunk: segments.Chunk
     has_notes: bool
     counted: Counts | None = None  # nothing to send: the planner recorded its result, no message goes out
+    sends: Sends | None = None  # None in plans saved before it was kept
 
     def to_dict(self) -> dict[str, Any]:
         body = {"seq": self.seq, "wave": self.wave, "chunk": self.chunk.to_dict(), "hasNotes": self.has_notes}
         if self.counted is not None:
             body["counted"] = self.counted.to_dict()
+        if self.sends is not None:
+            body["sends"] = {"upserts": self.sends.upserts, "tagged": self.sends.tagged}
         return body
 
     @classmethod
     def from_dict(cls, data: dict) -> "PlannedChunk":
         counted = data.get("counted")
+        sends = data.get("sends")
         return cls(int(data["seq"]), int(data["wave"]), segments.Chunk.from_dict(data["chunk"]), bool(data["hasNotes"]),
-                   None if counted is None else Counts.from_dict(counted))
+                   None if counted is None else Counts.from_dict(counted),
+                   None if sends is None else Sends(int(sends["upserts"]), int(sends["tagged"])))
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,8 @@ class Decided:
     notes: dict[str, str]
     sends: int
     counted: tuple[Counts, list[Reject]] | None = None
+    upserts: int = 0  # of the rows it sends, those upserted (the others only get a tag)
+    tagged: int = 0  # of the rows it sends, those that get a segment tag
 
 
 class ChunkPacker:
@@ -81,7 +83,8 @@ def _sending(group: list[Decided]) -> Decided:
     notes: dict[str, str] = {}
     for decided in group:
         notes.update(decided.notes)
-    return Decided(_span(group), notes, sum(d.sends for d in group))
+    return Decided(_span(group), notes, sum(d.sends for d in group), None, sum(d.upserts for d in group),
+                   sum(d.tagged for d in group))
 
 
 def _counted(group: list[Decided]) -> Decided:

@@ -36,7 +36,7 @@ from ..settings import Settings
 from . import clients, deletion, ending, finisher, outbox, paths
 from .errors import Deferred, RunFailure
 from .messages import PlanMessage, may_defer
-from .model import Counts, Note, Plan, PlannedChunk, Run, RunStatus, Trigger
+from .model import Counts, Note, Plan, PlannedChunk, Run, RunStatus, Sends, Trigger
 from .packing import ChunkPacker, Decided
 from .results import ChunkResult, record
 from .store import RunStore
@@ -135,6 +135,8 @@ class SyncDecider:
 
 
 _SENDS = {None, Note.TAG_ONLY, Note.CHANGED, Note.CHANGED_TAG, Note.TAG}
+_UPSERTS = {None, Note.CHANGED, Note.CHANGED_TAG}  # of the rows sent, those upserted
+_TAGS = {None, Note.TAG_ONLY, Note.CHANGED_TAG, Note.TAG}  # and those tagged (when the export tags)
 _CLASSIFIED = {None, Note.TAG_ONLY}  # the Deduplicator's notes of rows a run sends or skips (not rejects)
 
 
@@ -263,7 +265,7 @@ def _planned(store: RunStore, run_id: str, token: str, seq: int, wave: int, unit
         return PlannedChunk(seq, wave, unit.chunk, False, counts)
     if unit.notes:
         store.write_json(paths.notes(run_id, token, seq), unit.notes)
-    return PlannedChunk(seq, wave, unit.chunk, bool(unit.notes))
+    return PlannedChunk(seq, wave, unit.chunk, bool(unit.notes), sends=Sends(unit.upserts, unit.tagged))
 
 
 def _notes_of_chunk(container, chunk: segments.Chunk, bound, decider: Deduplicator, syncer: SyncDecider,
@@ -273,7 +275,7 @@ def _notes_of_chunk(container, chunk: segments.Chunk, bound, decider: Deduplicat
     is counted (rows not rejected count as unchanged)."""
     notes: dict[str, str] = {}
     rejects: list[Reject] = []
-    sends = unchanged = count = 0
+    sends = upserts = tagged = unchanged = count = 0
     with io_call("segments.read", f"{container.container_name}/{chunk.blob}"):
         rows = segments.read_chunk(container, chunk)
     for row in rows:
@@ -293,6 +295,10 @@ def _notes_of_chunk(container, chunk: segments.Chunk, bound, decider: Deduplicat
         note = syncer.note(key, fingerprint, note)
         if note in _SENDS:
             sends += 1
+            if note in _UPSERTS:
+                upserts += 1
+            if syncer.tagging and note in _TAGS:
+                tagged += 1
         elif note is Note.UNCHANGED:
             unchanged += 1
         else:
@@ -301,5 +307,5 @@ def _notes_of_chunk(container, chunk: segments.Chunk, bound, decider: Deduplicat
         if note is not None:
             notes[str(row.number)] = note.value
     if sends:
-        return Decided(chunk, notes, sends)
+        return Decided(chunk, notes, sends, None, upserts, tagged)
     return Decided(chunk, notes, 0, (Counts(rows=count, rejected=len(rejects), unchanged=unchanged), rejects))

@@ -130,20 +130,27 @@ class RunStore:
 
     def send(self, messages: Iterable[Message], delay: float = 0) -> int:
         """Queue messages (after `delay` seconds, at most MAX_DELAY_SECONDS); returns how many."""
+        visibility = int(min(MAX_DELAY_SECONDS, max(0, delay)))
+        return sum(self._put(message, visibility) for message in messages)
+
+    def send_paced(self, outgoing: Iterable[tuple[Message, float]], cap: float = MAX_DELAY_SECONDS) -> int:
+        """Queue each message to become visible its seconds after this call began (at most `cap`; the
+        queue counts whole seconds); returns how many."""
+        began = time.monotonic()
+        return sum(self._put(message, int(min(cap, max(0.0, after - (time.monotonic() - began)))))
+                   for message, after in outgoing)
+
+    def _put(self, message: Message, visibility: int) -> int:
         if self._queue is None:
             self._queue = storage.queue(self.settings, self.settings.export_queue)
-        visibility = int(min(MAX_DELAY_SECONDS, max(0, delay))) or None
-        sent = 0
-        for message in messages:
-            data = to_json(message)
-            with blobstate.io_call("send", self.settings.export_queue):
-                try:
-                    self._queue.send_message(data, visibility_timeout=visibility)
-                except ResourceNotFoundError:
-                    self._queue.create_queue()
-                    self._queue.send_message(data, visibility_timeout=visibility)
-            sent += 1
-        return sent
+        data = to_json(message)
+        with blobstate.io_call("send", self.settings.export_queue):
+            try:
+                self._queue.send_message(data, visibility_timeout=visibility or None)
+            except ResourceNotFoundError:
+                self._queue.create_queue()
+                self._queue.send_message(data, visibility_timeout=visibility or None)
+        return 1
 
 
 class Claim:

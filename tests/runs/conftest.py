@@ -33,8 +33,8 @@ def export_of(api_settings, api_connection, omnisend_key, segments_container):
     def make(segments: list[str], tag_contacts: bool = True, run_on=("schedule",), tags: dict | None = None,
              max_removal_percent: float = documents.DEFAULT_MAX_REMOVAL_PERCENT, **connection_changes):
         connection = api_connection(api_key=connection_changes.pop("api_key", omnisend_key),
-                                    requests_per_minute=50_000, tag_requests_per_minute=50_000,
-                                    **connection_changes)
+                                    **{"requests_per_minute": 50_000, "tag_requests_per_minute": 50_000,
+                                       **connection_changes})
         now = documents.utc_now()
         export = documents.Export(
             id=documents.new_id(), display_name="test", connection_id=connection.id, segments=list(segments),

@@ -88,6 +88,23 @@ def test_a_duplicate_planner_enqueues_nothing(api_settings, export_of, segments_
     assert pump.until_ended(run_id).status == "succeeded"
 
 
+def test_a_waves_chunks_become_visible_at_the_pace_of_the_connections_budget(api_settings, export_of,
+                                                                            segments_container):
+    """All at once, a chunk back from waiting on its batches queued behind every chunk of the run, and
+    the chunks' finishing work piled up at the run's end."""
+    clean_segment(segments_container, "Vip", 1000)  # 10 chunks of 100 rows: one upsert each
+    export = export_of(["Vip"], tag_contacts=False, requests_per_minute=12)  # a grant every 5.5 s
+    run_id = runs.start_run(api_settings, export, "manual").run_id
+    pump = Pump(api_settings)
+    (plan_message,) = pump.receive()
+    pump.deliver(plan_message)
+
+    visible = pump.queue.peek_messages(max_messages=32)
+    assert queued(api_settings) == 10
+    assert len(visible) == 2  # a head of one request's worth, then one chunk per grant
+    assert runs.get_run(api_settings, run_id).wave_sizes == [10]
+
+
 def test_a_missing_segment_fails_the_run_naming_it(api_settings, export_of, segments_container, pump):
     export = export_of(["Nowhere"])
     run = pump(runs.start_run(api_settings, export, "manual").run_id)

@@ -1,0 +1,46 @@
+"""When each chunk of an opened wave becomes visible in the queue (pure).
+
+A chunk whose batches are not settled yet ends and comes back through the queue (`Waiting`), and the
+queue hands out messages in the order they become visible. Were every chunk of a wave visible at
+once, a chunk back from waiting would queue behind all of them: the chunks' finishing work (settle,
+result, count) would wait for the last upsert of the run and pile up at its end, 50 s of a
+200,000-profile run. So a wave's chunks become visible at the pace the connection's budget lets their
+requests through, a little ahead of it (`HEAD_SHARE` of a window), and a chunk back from waiting
+finds only that little ahead of it.
+
+The pace is the slower of the upserts' (general budget) and, for an export that tags, the tag
+calls'. A chunk that is late (the budget is shared, Omnisend answered 429) only finds more chunks
+visible ahead of it: no worse than all at once.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from ..omnisend import MAX_BATCH_ITEMS, MAX_TAG_EMAILS
+from ..ratelimit import Budget
+from .model import PlannedChunk
+
+HEAD_SHARE = {"general": 0.1, "tags": 0.25}  # of a window's requests, visible at once ahead of the pace
+MAX_STAGGER_SECONDS = 6 * 3600  # a wave paced longer than this shows the rest at once (runs end sooner)
+
+
+def visible_after(chunks: Sequence[PlannedChunk], budgets: dict[str, Budget], tagging: bool) -> list[float]:
+    """Seconds after the wave opens at which each of `chunks` (in order) should become visible."""
+    kinds = ("general", "tags") if tagging else ("general",)
+    spent = dict.fromkeys(kinds, 0)
+    delays = []
+    for planned in chunks:
+        delay = 0.0
+        for kind in kinds:
+            budget = budgets[kind]
+            interval = budget.span_ms / 1000 / budget.grants_per_span  # seconds a grant of the steady pace
+            head = max(1, int(budget.grants_per_span * HEAD_SHARE[kind]))
+            delay = max(delay, (spent[kind] - head) * interval)
+        delays.append(min(MAX_STAGGER_SECONDS, max(0.0, delay)))
+        rows = planned.chunk.row_count  # a plan of before sends were kept: at most every row
+        upserts, tagged = (rows, rows) if planned.sends is None else (planned.sends.upserts, planned.sends.tagged)
+        spent["general"] += math.ceil(upserts / MAX_BATCH_ITEMS)
+        if tagging:
+            spent["tags"] += math.ceil(tagged / MAX_TAG_EMAILS)
+    return delays
