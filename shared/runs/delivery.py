@@ -183,6 +183,8 @@ class ChunkDelivery:
         found, delay = self.board.outcomes(list(pending))
         for batch_id, status in found.items():
             self._settle(pending.pop(batch_id), status)
+        if found:
+            self.save()  # once for all the batches settled (a crash before it settles them again)
         if any(b.batch_id is None and not b.verified for b in self.progress.batches):
             return  # a stopped batch is to be resent first
         if pending:
@@ -198,7 +200,6 @@ class ChunkDelivery:
             for email in batch.emails:
                 batch.failed[email] = f"Omnisend no longer knows batch {status.batch_id}; its outcome is unknown"
             batch.verified = True
-            self.save()
             return
         if status.status == "finished" and status.errors_count == 0:
             ok = set(batch.emails)
@@ -230,7 +231,6 @@ class ChunkDelivery:
                 for email in remaining:
                     batch.failed[email] = "Omnisend stopped the batch (too many errors); retries used up"
             batch.verified = True
-        self.save()
 
     def _outcome(self) -> DeliveryOutcome:
         sent: set[str] = set()
