@@ -21,8 +21,10 @@ verified outcomes without removals (`save_unfinished`).
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 from array import array
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator
 
 from .. import sync
@@ -38,6 +40,7 @@ from .store import Claim, RunStore
 log = logging.getLogger(__name__)
 
 _SAVE_ATTEMPTS = 5
+LOG_READERS = 8  # change logs read at once (storage round trips, not CPU)
 
 
 def removal_calls(plan: sync.RemovalPlan, prior: sync.SyncState) -> list[tuple[str, list[str], array]]:
@@ -157,14 +160,18 @@ def _save(store: RunStore, state_store: sync.SyncStateStore, run: Run, stored: s
 
 
 def _chunk_logs(store: RunStore, run: Run, seqs: Iterable[int] | None = None) -> list[Iterator[sync.ContactChange]]:
-    """The change logs of the chunks `seqs` (default: the counted ones) that have a result."""
-    logs = []
-    for seq in sorted(set(run.chunks_done)) if seqs is None else seqs:
+    """The change logs of the chunks `seqs` (default: the counted ones) that have a result. Two reads a
+    chunk, 400 for a 200,000-profile run: read LOG_READERS at a time (each in its own copy of the
+    caller's context, so a storage probe sees them), kept in chunk order."""
+    seqs = sorted(set(run.chunks_done)) if seqs is None else list(seqs)
+
+    def change_log(seq: int) -> bytes | None:
         result = results.read(store, run.run_id, seq)
-        data = results.read_changes(store, run.run_id, result) if result else None
-        if data:
-            logs.append(sync.decode_changes(data))
-    return logs
+        return results.read_changes(store, run.run_id, result) if result else None
+
+    with ThreadPoolExecutor(max_workers=LOG_READERS, thread_name_prefix="change-logs") as pool:
+        found = [pool.submit(contextvars.copy_context().run, change_log, seq) for seq in seqs]
+        return [sync.decode_changes(data) for data in (future.result() for future in found) if data]
 
 
 def _untag_changes(run: Run, tag: str, keys: array) -> list[sync.ContactChange]:
