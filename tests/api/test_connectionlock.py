@@ -129,3 +129,24 @@ def test_a_save_that_cannot_have_the_lock_in_time_is_an_edit_conflict_and_stores
     untagged = api("POST", "exports", json_body=export_body(connection.id, tagContacts=False))
     assert untagged.status == 201  # an export that tags nothing takes no lock
     assert [item["id"] for item in api("GET", "exports").json()["exports"]] == [untagged.json()["id"]]
+
+
+def test_a_hold_whose_time_passed_gives_up_storing_and_its_release_leaves_the_lock_of_the_save_that_took_it_over(
+        api_settings, api_connection):
+    connection = api_connection()
+    state = container(api_settings, api_settings.state_container)
+    name = connectionlock.blob_name(connection.id)
+    now = [datetime.now(timezone.utc)]
+    first = connectionlock.locked(state, connection.id, clock=lambda: now[0])
+    hold = first.__enter__()
+    hold.check()  # in time
+    now[0] += timedelta(seconds=connectionlock.HOLD_SECONDS)
+    with pytest.raises(connectionlock.ConnectionBusyError, match="took longer than its hold"):
+        hold.check()
+
+    second = connectionlock.locked(state, connection.id, clock=lambda: now[0], wait_seconds=0)
+    second.__enter__()  # takes it over at once
+    first.__exit__(None, None, None)
+    assert blobstate.read(state, name) is not None  # still the second save's
+    second.__exit__(None, None, None)
+    assert blobstate.read(state, name) is None
