@@ -14,7 +14,16 @@ const LIMIT = 25;
 export async function runsPage(context, exportId) {
   const {signal} = context;
   const path = `exports/${segment(exportId)}`;
-  const [exportAnswer, runsAnswer] = await Promise.all([get(path, {signal}), get(`${path}/runs`, {signal, query: {limit: LIMIT}})]);
+  let exportAnswer, runsAnswer;
+  try {
+    [exportAnswer, runsAnswer] = await Promise.all([get(path, {signal}), get(`${path}/runs`, {signal, query: {limit: LIMIT}})]);
+  } catch (error) {
+    if (error.code !== "export_not_found") throw error;
+    context.frame("Export not found",
+      h("p", {}, "This export does not exist, or no longer: deleting an export with its tags deletes it once the run removing them has succeeded."),
+      h("p", {}, h("a", {href: "#/exports"}, "All exports")));
+    return;
+  }
   const item = exportAnswer.data;
   const message = h("p", {class: "problem", role: "alert", hidden: true});
   const tbody = h("tbody");

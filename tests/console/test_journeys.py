@@ -375,6 +375,13 @@ def test_an_export_deleted_with_its_tags_runs_their_removal_and_goes_when_it_suc
     assert tagged() == set() and set(stack.sandbox.all_tags("brand-leaving")) == contacts  # contacts stay
 
 
+def test_the_runs_of_an_export_that_no_longer_exists_say_so(open_page):
+    page = open_page("admin", "/#/exports/deleted-meanwhile/runs")  # e.g. its tag removal ended before the page
+    expect(page.get_by_role("heading", level=1)).to_have_text("Export not found")
+    expect(page.get_by_text("deletes it once the run removing them has succeeded")).to_be_visible()
+    expect(page.get_by_role("link", name="All exports")).to_have_attribute("href", "#/exports")
+
+
 def test_contributor_sees_only_the_shared_connection_and_cannot_add_one(open_page, shared_connections, check_page):
     page = open_page("contributor", "/#/connections")
     expect(page.locator("#who")).to_have_text("contributor@contoso.com · Contributor")
