@@ -1,8 +1,8 @@
 // Exports: the list with connection, segments, triggers and the last run's status; run, edit, delete.
 import {get, post, remove, segment} from "./api.js";
-import {fill, h, time} from "./dom.js";
+import {fill, h, time, uid} from "./dom.js";
 import {describe} from "./forms.js";
-import {badge, noRunBadge} from "./status.js";
+import {ACTIVE, badge, noRunBadge} from "./status.js";
 
 export function runOnWords(runOn) {
   const words = {schedule: "Schedule", upload: "Upload"};
@@ -61,14 +61,24 @@ function exportRow(context, item, names, lastRun) {
     }}, "Run now"),
     h("a", {class: "button", href: `#/exports/${segment(item.id)}/edit`, "aria-label": `Edit ${item.displayName}`}, "Edit"),
     h("button", {type: "button", class: "danger", "aria-label": `Delete ${item.displayName}`, onclick: () => {
+      // Unticked (the default), Omnisend stays as it is; ticked, a run takes the export's tags off first.
+      const removeId = uid("remove-tags");
+      const removeTags = h("input", {type: "checkbox", id: removeId, "aria-describedby": `${removeId}-hint`});
       const yes = h("button", {type: "button", class: "danger", onclick: async () => {
         yes.disabled = true;
         try {
-          await remove(`exports/${segment(item.id)}`);
-          context.flash(`Export “${item.displayName}” deleted.`);
-          context.navigate("#/exports");
+          if (removeTags.checked) {
+            await remove(`exports/${segment(item.id)}`, {query: {removeTags: "true"}});
+            context.flash(`Removing the tags of “${item.displayName}” from Omnisend: the export is deleted when this run succeeds.`);
+            context.navigate(runsHref);
+          } else {
+            await remove(`exports/${segment(item.id)}`);
+            context.flash(`Export “${item.displayName}” deleted.`);
+            context.navigate("#/exports");
+          }
         } catch (error) {
-          message.textContent = describe(error);
+          message.textContent = error.code === "run_in_progress"
+            ? "This export has a run in progress: wait for it or cancel it (see its runs), then delete it." : describe(error);
           message.hidden = false;
           showActions();
         }
@@ -80,6 +90,9 @@ function exportRow(context, item, names, lastRun) {
       fill(actions, h("div", {class: "confirm", role: "group", "aria-label": `Delete ${item.displayName}?`,
         onkeydown: (event) => { if (event.key === "Escape") cancel(); }},
       h("p", {}, `Delete “${item.displayName}”? Its runs in progress are cancelled.`),
+      h("div", {class: "choice"}, removeTags,
+        h("label", {for: removeTags.id}, "Also remove the tags it added in Omnisend"),
+        h("span", {class: "confirm-hint", id: `${removeId}-hint`}, "A run takes them off the contacts it tagged, then deletes the export. Left unticked, Omnisend stays as it is.")),
       h("div", {class: "row-actions"}, yes, h("button", {type: "button", onclick: cancel}, "Cancel"))));
       yes.focus();
     }}, "Delete")), message);
@@ -88,6 +101,9 @@ function exportRow(context, item, names, lastRun) {
   if (lastRun === null) last = noRunBadge();
   else if (lastRun) {
     last = h("span", {}, badge(lastRun.status), " ", time(lastRun.startedAt));
+    if (lastRun.trigger === "delete" && ACTIVE.has(lastRun.status)) {
+      last = [last, h("span", {class: "columns"}, h("br"), "Being deleted: its tags are leaving Omnisend")];
+    }
   }
   return h("tr", {},
     h("td", {"data-label": "Export"}, h("a", {href: runsHref}, h("strong", {}, item.displayName)),

@@ -14,7 +14,16 @@ const LIMIT = 25;
 export async function runsPage(context, exportId) {
   const {signal} = context;
   const path = `exports/${segment(exportId)}`;
-  const [exportAnswer, runsAnswer] = await Promise.all([get(path, {signal}), get(`${path}/runs`, {signal, query: {limit: LIMIT}})]);
+  let exportAnswer, runsAnswer;
+  try {
+    [exportAnswer, runsAnswer] = await Promise.all([get(path, {signal}), get(`${path}/runs`, {signal, query: {limit: LIMIT}})]);
+  } catch (error) {
+    if (error.code !== "export_not_found") throw error;
+    context.frame("Export not found",
+      h("p", {}, "This export does not exist, or no longer: deleting an export with its tags deletes it once the run removing them has succeeded."),
+      h("p", {}, h("a", {href: "#/exports"}, "All exports")));
+    return;
+  }
   const item = exportAnswer.data;
   const message = h("p", {class: "problem", role: "alert", hidden: true});
   const tbody = h("tbody");
@@ -46,11 +55,12 @@ export async function runsPage(context, exportId) {
     }
   }}, "Run now");
 
+  const actions = h("div", {class: "actions"}, h("label", {for: modeId}, "Mode"), mode, runNow,
+    h("a", {class: "button", href: `#/${path}/edit`}, "Edit export"), h("a", {class: "button", href: "#/exports"}, "All exports"));
+  const gone = h("p", {class: "notice", role: "status", hidden: true});
   context.frame(`Runs of “${item.displayName}”`,
     h("p", {class: "intro"}, `${item.segments.join(", ")} → Omnisend. Runs on: ${runOnWords(item.runOn)}.`),
-    h("div", {class: "actions"}, h("label", {for: modeId}, "Mode"), mode, runNow,
-      h("a", {class: "button", href: `#/${path}/edit`}, "Edit export"), h("a", {class: "button", href: "#/exports"}, "All exports")),
-    message, empty, table, report);
+    actions, gone, message, empty, table, report);
 
   const rows = new Map();
   let timer = null;
@@ -92,8 +102,26 @@ export async function runsPage(context, exportId) {
 
   async function refresh() {
     if (signal.aborted) return;
-    const {data} = await get(`${path}/runs`, {signal, query: {limit: LIMIT}});
-    show(data.runs);
+    let answer;
+    try {
+      answer = await get(`${path}/runs`, {signal, query: {limit: LIMIT}});
+    } catch (error) {
+      if (error.code !== "export_not_found") throw error;
+      await deleted();
+      return;
+    }
+    show(answer.data.runs);
+  }
+
+  // A `delete` run that succeeded took the export with it; its runs stay readable one by one.
+  async function deleted() {
+    const open = [...rows.values()].filter((row) => ACTIVE.has(row.run.status));
+    const runs = await Promise.all(open.map((row) => get(`runs/${segment(row.runId)}`, {signal})));
+    runs.forEach(({data}) => rows.get(data.runId).update(data));
+    actions.hidden = true;
+    gone.replaceChildren(`“${item.displayName}” is deleted: its tags were taken off Omnisend's contacts. `,
+      h("a", {href: "#/exports"}, "All exports"));
+    gone.hidden = false;
   }
 
   signal.addEventListener("abort", () => window.clearTimeout(timer));
@@ -146,6 +174,7 @@ class RunRow {
   }
 
   update(run) {
+    this.run = run;
     const preview = run.mode === "preview";
     this.trigger.textContent = `${TRIGGERS[run.trigger] || run.trigger} · ${MODES[run.mode] || run.mode}`;
     let [, words] = STATUS[run.status] || [run.status, ""];

@@ -11,6 +11,7 @@ and type of such connections.
 Modules: `http` (request and response types), `validation` (request bodies), `routing` (routes,
 access levels, dispatch), `access` (who may use which connection and export), and one module per
 resource: `public` (health, OpenAPI document), `me` (the caller's identity and role), `connections`, `segments`, `exports`, `runs`.
+`connectionlock`: saves of exports that tag contacts, one at a time per connection.
 """
 from __future__ import annotations
 

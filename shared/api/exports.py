@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from ..boundedjson import shown_key
 from ..documents import (DEFAULT_FULL_RESYNC_DAYS, DEFAULT_MAX_REMOVAL_PERCENT, RUN_ON_VALUES, Connection, DocumentConflictError, DocumentNotFoundError,
@@ -14,6 +14,7 @@ from ..documents import (DEFAULT_FULL_RESYNC_DAYS, DEFAULT_MAX_REMOVAL_PERCENT, 
 from ..problems import ApiProblem, FieldError, json_type
 from ..schedule import InvalidScheduleError, Schedule, app_schedule, next_run_at, schedule_of
 from ..settings import Settings
+from . import connectionlock
 from .access import get_export as _get_export
 from .access import require_usable
 from .http import ApiResponse, json_response, location
@@ -106,6 +107,25 @@ def _state_tags(settings: Settings, export_id: str) -> tuple[str, ...]:
     return found[0].tags if found else ()
 
 
+def _save_with_free_tags(context: Context, export: Export, save: Callable[[], None]) -> None:
+    """Check that the export's tags are free (`_check_tags_free`) and `save()` it, both under its
+    connection's lock: of two saves claiming one tag at the same moment, one is stored and the other
+    answers 409 `tag_in_use`. An export that tags nothing takes no lock (it cannot take a tag)."""
+    from ..storage import container
+
+    if not export.effective_tags():
+        save()
+        return
+    state = container(context.settings, context.settings.state_container)
+    try:
+        with connectionlock.locked(state, export.connection_id) as hold:
+            _check_tags_free(context, export)
+            hold.check()
+            save()
+    except connectionlock.ConnectionBusyError as error:
+        raise ApiProblem("edit_conflict", f"{error}; retry") from None
+
+
 EXPORT_FIELDS = (
     BodyField("displayName", text(200), required=True),
     BodyField("connectionId", token(64), required=True),
@@ -196,8 +216,7 @@ def create_export(context: Context) -> ApiResponse:
         max_removal_percent=float(body["maxRemovalPercent"]), full_resync_days=body["fullResyncDays"],
         created_at=now, updated_at=now, created_by=context.identity,
     )
-    _check_tags_free(context, export)
-    context.store.put_export(export)  # saving never runs it
+    _save_with_free_tags(context, export, lambda: context.store.put_export(export))  # saving never runs it
     log.info("export %s created by %s", export.id, context.identity)
     return _export_response(context, 201, export, location(f"exports/{export.id}"))
 
@@ -239,12 +258,15 @@ def replace_export(context: Context) -> ApiResponse:
         max_removal_percent=float(body["maxRemovalPercent"]), full_resync_days=body["fullResyncDays"],
         created_at=current.created_at, updated_at=utc_now(), created_by=current.created_by,
     )
-    _check_tags_free(context, export)
-    try:
-        context.store.put_export(export, if_match=current.etag)
-    except DocumentConflictError:
-        code = "precondition_failed" if if_match else "edit_conflict"
-        raise ApiProblem(code, f"export {current.id!r} was changed at the same time; GET it and retry") from None
+
+    def save() -> None:
+        try:
+            context.store.put_export(export, if_match=current.etag)
+        except DocumentConflictError:
+            code = "precondition_failed" if if_match else "edit_conflict"
+            raise ApiProblem(code, f"export {current.id!r} was changed at the same time; GET it and retry") from None
+
+    _save_with_free_tags(context, export, save)
     log.info("export %s replaced by %s", export.id, context.identity)
     return _export_response(context, 200, export)
 

@@ -341,10 +341,45 @@ def test_an_export_is_deleted_only_after_confirming_and_escape_cancels(open_page
     expect(row.get_by_role("button", name="Run now: To be deleted")).to_be_focused()
     stack.call("GET", f"exports/{export['id']}")
     row.get_by_role("button", name="Delete To be deleted").click()
+    expect(row.get_by_role("checkbox", name="Also remove the tags it added in Omnisend")).not_to_be_checked()
     row.get_by_role("button", name="Delete it").click()
     expect(page.locator(".notice")).to_contain_text("“To be deleted” deleted")
     expect(page.get_by_role("row").filter(has_text="To be deleted")).to_have_count(0)
     stack.call("GET", f"exports/{export['id']}", expect=404)
+
+
+def test_an_export_deleted_with_its_tags_runs_their_removal_and_goes_when_it_succeeds(open_page, stack, check_page):
+    connection = stack.connection("Leaving shop", key=stack.sandbox.add_key("brand-leaving"))
+    export, _ = stack.export("Leaving VIPs", connection["id"], tags={"Vip": "Leaving VIP"})
+    tagged = lambda: {e for e, tags in stack.sandbox.all_tags("brand-leaving").items() if "Leaving VIP" in tags}  # noqa: E731
+    assert stack.run_to_end(export["id"])["counts"]["sent"] > 0 and tagged()
+    contacts, before = set(stack.sandbox.all_tags("brand-leaving")), tagged()
+
+    page = open_page("admin", "/#/exports")
+    row = page.get_by_role("row").filter(has_text="Leaving VIPs")
+    row.get_by_role("button", name="Delete Leaving VIPs").click()
+    remove_tags = row.get_by_role("checkbox", name="Also remove the tags it added in Omnisend")
+    expect(remove_tags).not_to_be_checked()  # by default Omnisend stays as it is
+    check_page(page, "export-delete")
+    remove_tags.check()
+    row.get_by_role("button", name="Delete it").click()
+
+    expect(page).to_have_url(re.compile(f"#/exports/{export['id']}/runs$"))
+    expect(page.locator(".notice").first).to_contain_text("Removing the tags of “Leaving VIPs” from Omnisend")
+    run = page.locator("tbody tr[data-run-id]").first
+    expect(run).to_contain_text("Delete (removing tags)")
+    expect(page.get_by_role("status").filter(has_text="“Leaving VIPs” is deleted")).to_be_visible(timeout=60_000)
+    expect(run.locator(".badge")).to_have_text("Succeeded")
+    expect(run).to_contain_text(f"{len(before)} contacts lost a segment tag")
+    stack.call("GET", f"exports/{export['id']}", expect=404)
+    assert tagged() == set() and set(stack.sandbox.all_tags("brand-leaving")) == contacts  # contacts stay
+
+
+def test_the_runs_of_an_export_that_no_longer_exists_say_so(open_page):
+    page = open_page("admin", "/#/exports/deleted-meanwhile/runs")  # e.g. its tag removal ended before the page
+    expect(page.get_by_role("heading", level=1)).to_have_text("Export not found")
+    expect(page.get_by_text("deletes it once the run removing them has succeeded")).to_be_visible()
+    expect(page.get_by_role("link", name="All exports")).to_have_attribute("href", "#/exports")
 
 
 def test_contributor_sees_only_the_shared_connection_and_cannot_add_one(open_page, shared_connections, check_page):
