@@ -83,8 +83,8 @@ def _sending(group: list[Decided]) -> Decided:
     notes: dict[str, str] = {}
     for decided in group:
         notes.update(decided.notes)
-    return Decided(_span(group), notes, sum(d.sends for d in group), None, sum(d.upserts for d in group),
-                   sum(d.tagged for d in group))
+    return Decided(_span(group), notes, sum(d.sends for d in group), upserts=sum(d.upserts for d in group),
+                   tagged=sum(d.tagged for d in group))
 
 
 def _counted(group: list[Decided]) -> Decided:

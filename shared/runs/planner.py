@@ -307,5 +307,5 @@ def _notes_of_chunk(container, chunk: segments.Chunk, bound, decider: Deduplicat
         if note is not None:
             notes[str(row.number)] = note.value
     if sends:
-        return Decided(chunk, notes, sends, None, upserts, tagged)
+        return Decided(chunk, notes, sends, upserts=upserts, tagged=tagged)
     return Decided(chunk, notes, 0, (Counts(rows=count, rejected=len(rejects), unchanged=unchanged), rejects))

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 
-from shared.runs.model import Counts, Due, ExportSnapshot, Run, RunStatus, StepKind, Trigger
+from shared.csvscan import CsvFormat
+from shared.runs.model import Counts, Due, ExportSnapshot, PlannedChunk, Run, RunStatus, Sends, StepKind, Trigger
+from shared.segments import Chunk
 
 SNAPSHOT = ExportSnapshot("conn-1", ("Vip", "News"), {"email": "EMail"}, True)
 
@@ -76,3 +78,12 @@ def test_a_snapshot_from_before_the_sync_settings_reads_with_their_defaults():
 
 def test_the_deadline_is_the_start_plus_the_allowed_hours():
     assert a_run().deadline(6) == "2026-01-01T06:00:00.000Z"
+
+
+def test_a_planned_chunk_keeps_what_it_sends_and_a_plan_of_before_reads_without_it():
+    chunk = Chunk("Vip", "Vip.csv", "0x1", 0, 100, 1, 10, ("Email",), CsvFormat())
+    planned = PlannedChunk(3, 0, chunk, True, sends=Sends(upserts=8, tagged=10))
+    stored = json.loads(json.dumps(planned.to_dict()))
+    assert PlannedChunk.from_dict(stored) == planned and stored["sends"] == {"upserts": 8, "tagged": 10}
+    del stored["sends"]
+    assert PlannedChunk.from_dict(stored).sends is None  # stagger.py then counts every row

@@ -19,7 +19,7 @@ def decided(n: int, sends: int, blob: str = "a.csv") -> Decided:
     c = chunk(n, blob)
     notes = {str(c.first_row + i): "unchanged" for i in range(ROWS - sends)}
     counted = None if sends else (Counts(rows=ROWS, unchanged=ROWS), [])
-    return Decided(c, notes, sends, counted)
+    return Decided(c, notes, sends, counted, upserts=sends, tagged=sends // 2)
 
 
 def pack(packer: ChunkPacker, units: list[Decided]) -> list[Decided]:
@@ -40,6 +40,7 @@ def test_adjacent_chunks_join_while_their_sends_fit_one_chunk():
                             ("a.csv", 2001, 500, 50, False)]
     first = units[0]
     assert (first.chunk.start, first.chunk.end) == (0, 1000)
+    assert (first.upserts, first.tagged) == (100, 50)  # what the stagger paces the unit's message by
     assert len(first.notes) == 900 and first.notes["1"] == first.notes["990"] == "unchanged"
 
 
