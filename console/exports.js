@@ -67,15 +67,12 @@ function exportRow(context, item, names, lastRun) {
       const yes = h("button", {type: "button", class: "danger", onclick: async () => {
         yes.disabled = true;
         try {
-          if (removeTags.checked) {
-            await remove(`exports/${segment(item.id)}`, {query: {removeTags: "true"}});
-            context.flash(`Removing the tags of “${item.displayName}” from Omnisend: the export is deleted when this run succeeds.`);
-            context.navigate(runsHref);
-          } else {
-            await remove(`exports/${segment(item.id)}`);
-            context.flash(`Export “${item.displayName}” deleted.`);
-            context.navigate("#/exports");
-          }
+          const withTags = removeTags.checked;
+          await remove(`exports/${segment(item.id)}`, withTags ? {query: {removeTags: "true"}} : undefined);
+          context.flash(withTags
+            ? `Removing the tags of “${item.displayName}” from Omnisend: the export is deleted when this run succeeds.`
+            : `Export “${item.displayName}” deleted.`);
+          context.navigate(withTags ? runsHref : "#/exports");
         } catch (error) {
           message.textContent = error.code === "run_in_progress"
             ? "This export has a run in progress: wait for it or cancel it (see its runs), then delete it." : describe(error);

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..boundedjson import shown_key
 from ..documents import (DEFAULT_FULL_RESYNC_DAYS, DEFAULT_MAX_REMOVAL_PERCENT, RUN_ON_VALUES, Connection, DocumentConflictError, DocumentNotFoundError,
@@ -22,6 +22,9 @@ from .routing import Access, Context, route
 from .mappings import mapping_errors
 from .segments import chosen_segments
 from .validation import BodyField, boolean, integer, list_of, number, one_of, parse_body, text, token
+
+if TYPE_CHECKING:
+    from azure.storage.blob import ContainerClient
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +76,7 @@ def _stored_tags(tags: dict[str, str], segment_names: list[str]) -> dict[str, st
     return {segment: tag for segment, tag in stored.items() if tag != segment}
 
 
-def _check_tags_free(context: Context, export: Export) -> None:
+def _check_tags_free(context: Context, export: Export, state: ContainerClient) -> None:
     """409 `tag_in_use` when another export on the same connection sets one of this export's tags, or
     still owns it (a tag it renamed or stopped setting stays on the contacts it tagged until its next
     run takes it off): each export removes only the tags it set, so no two may own the same one."""
@@ -85,7 +88,7 @@ def _check_tags_free(context: Context, export: Export) -> None:
             continue
         shared, why = [tag for tag in mine if tag in other.effective_tags()], "tags contacts {!r}"
         if not shared:
-            owned = _state_tags(context.settings, other.id)
+            owned = _state_tags(state, other.id)
             shared = [tag for tag in mine if tag in owned]
             why = "still owns tag {!r} on the contacts it tagged, until its next run takes it off"
         if shared:
@@ -98,12 +101,12 @@ def _check_tags_free(context: Context, export: Export) -> None:
                              extra={"tag": tag, "exportId": other.id})
 
 
-def _state_tags(settings: Settings, export_id: str) -> tuple[str, ...]:
-    """The tags an export's sync state says it set on some contact (its header only; none before a run)."""
+def _state_tags(state: ContainerClient, export_id: str) -> tuple[str, ...]:
+    """The tags an export's sync state (in the `state` container) says it set on some contact (its header
+    only; none before a run)."""
     from .. import sync
-    from ..storage import container
 
-    found = sync.SyncStateStore(container(settings, settings.state_container)).load_info(export_id)
+    found = sync.SyncStateStore(state).load_info(export_id)
     return found[0].tags if found else ()
 
 
@@ -113,13 +116,13 @@ def _save_with_free_tags(context: Context, export: Export, save: Callable[[], No
     answers 409 `tag_in_use`. An export that tags nothing takes no lock (it cannot take a tag)."""
     from ..storage import container
 
-    if not export.effective_tags():
+    if not export.effective_tags():  # nothing to check (_check_tags_free would find nothing either)
         save()
         return
     state = container(context.settings, context.settings.state_container)
     try:
         with connectionlock.locked(state, export.connection_id) as hold:
-            _check_tags_free(context, export)
+            _check_tags_free(context, export, state)
             hold.check()
             save()
     except connectionlock.ConnectionBusyError as error:

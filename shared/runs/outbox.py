@@ -61,7 +61,7 @@ def flush(store: RunStore, run: Run, *, by: str | None, plan: Plan | None = None
             plan = plan or store.load_plan(run.run_id)
             budgets = _budgets(store, run)
         for due in entries:
-            sent = store.send_paced(messages_for(store, run, due, plan, budgets), cap=stagger.MAX_STAGGER_SECONDS)
+            sent = store.send_paced(messages_for(store, run, due, plan, budgets))  # delays bounded by stagger
             log.info("run %s: %s %d-%d sent (%d messages)", run.run_id, due.kind.value, due.start, due.stop, sent)
 
     def take_off(current: Run) -> None:

@@ -133,12 +133,11 @@ class RunStore:
         visibility = int(min(MAX_DELAY_SECONDS, max(0, delay)))
         return sum(self._put(message, visibility) for message in messages)
 
-    def send_paced(self, outgoing: Iterable[tuple[Message, float]], cap: float = MAX_DELAY_SECONDS) -> int:
-        """Queue each message to become visible its seconds after this call began (at most `cap`; the
-        queue counts whole seconds); returns how many."""
+    def send_paced(self, outgoing: Iterable[tuple[Message, float]]) -> int:
+        """Queue each message to become visible its seconds after this call began (the caller bounds
+        them; the queue counts whole seconds); returns how many."""
         began = time.monotonic()
-        return sum(self._put(message, int(min(cap, max(0.0, after - (time.monotonic() - began)))))
-                   for message, after in outgoing)
+        return sum(self._put(message, int(max(0.0, after - (time.monotonic() - began)))) for message, after in outgoing)
 
     def _put(self, message: Message, visibility: int) -> int:
         if self._queue is None:
