@@ -119,7 +119,7 @@ class Budget:
     window_seconds: float = WINDOW_SECONDS
     margin_seconds: float = MARGIN_SECONDS
     slack: int = 1
-    burst: int = 4  # pacing: at most burst + 1 grants per (burst + 1) steady intervals
+    burst: int = 4  # pacing: a grant may come up to `burst` steady intervals ahead of its slot
 
     def __post_init__(self) -> None:
         if (self.requests_per_window < 1 or self.window_seconds <= 0 or self.margin_seconds < 0 or self.slack < 0
@@ -137,14 +137,12 @@ class Budget:
         return math.ceil((self.window_seconds + self.margin_seconds) * 1000)
 
     @property
-    def pace_ms(self) -> int:
-        """The shorter span that holds at most `paced` (burst + 1) grants: the steady rate, spread over the window
-        instead of spent in one burst at its start (rounded up)."""
-        return math.ceil(self.span_ms * self.paced / self.grants_per_span)
-
-    @property
-    def paced(self) -> int:
-        return min(self.burst + 1, self.grants_per_span)
+    def interval_ms(self) -> float:
+        """The steady rate's spacing: the span's grants spread evenly over it, not spent in one burst at its
+        start, with one interval to spare. At the span's own rate the window would bind all the time and
+        grants would sit at its edge, where a request whose trip took longer than the margin tips a window
+        of Omnisend's over; one grant a span fewer keeps them off it."""
+        return self.span_ms / max(1, self.grants_per_span - 1)
 
 
 @dataclass(frozen=True)
@@ -161,7 +159,7 @@ def decide(grants: Sequence[int], now_ms: int, budget: Budget) -> Decision:
     """Whether a request may be granted at `now_ms`, given the grants stored: a pure function.
 
     A grant is taken only when fewer than `grants_per_span` stored grants lie after `now_ms - span`
-    (and, to spread the budget over the window, fewer than `burst + 1` after `now_ms - pace_ms`).
+    (and, to spread the budget over the window, when it is due on the steady timeline, see `paced_at`).
     Stored grants later than `now_ms` (another instance's clock runs ahead) count as well: every span
     that holds `now_ms` lies within (now_ms - span, +inf), so none of them ends up holding more than
     `grants_per_span`. That holds whatever order the instances' writes arrive in, because each write
@@ -172,15 +170,27 @@ def decide(grants: Sequence[int], now_ms: int, budget: Budget) -> Decision:
     allowed = budget.grants_per_span
     # A slot frees when the allowed-th latest grant leaves the span: at now = g + span, g no longer counts.
     wait = recent[-allowed] + span - now_ms if len(recent) >= allowed else 0
-    # Pacing (not needed for the guarantee): burst + 1 grants at most in any `pace_ms`.
-    paced = budget.paced
-    if len(recent) >= paced and recent[-paced] > now_ms - budget.pace_ms:
-        wait = max(wait, recent[-paced] + budget.pace_ms - now_ms)
+    due = paced_at(recent, budget)
+    if due > now_ms:
+        wait = max(wait, math.ceil(due - now_ms))
     if wait > 0:
         return Decision(False, tuple(recent), wait)
     recent.append(now_ms)
     recent.sort()
     return Decision(True, tuple(recent))
+
+
+def paced_at(recent: Sequence[int], budget: Budget) -> float:
+    """When the next grant is due on the steady timeline (GCRA, not needed for the guarantee): each grant
+    of the span takes the next slot one interval after the one before, or its own time when it came
+    later, and a grant may come `burst` intervals ahead of its slot. The timeline is theoretical, so a
+    grant taken a little late (the worker was busy, its wake-up or write was slow) does not push the
+    ones after it back; only a gap longer than the burst restarts it."""
+    interval = budget.interval_ms
+    slot = -math.inf
+    for grant in recent:  # sorted
+        slot = max(slot, grant) + interval
+    return slot - budget.burst * interval
 
 
 def grants_from_json(value: Any) -> tuple[int, ...]:
@@ -223,7 +233,7 @@ class BlobRateLimiter:
         self._sleep = sleep
         self.waited_seconds = 0.0
         self.late_grants = 0  # grants whose write returned too late, stamped again before use
-        self._known: dict[str, tuple[tuple[int, ...], str]] = {}  # blob -> (grants, ETag) as last written
+        self._known: dict[str, tuple[tuple[int, ...], str]] = {}  # blob -> (grants, ETag) as last read or written
         self._known_lock = threading.Lock()
 
     def acquire(self, kind: str) -> None:
@@ -233,7 +243,13 @@ class BlobRateLimiter:
         while True:
             with self._known_lock:
                 known = self._known.get(name)
-            grants, etag = known if known is not None else self._read(name)
+            fresh = known is None
+            if fresh:
+                known = self._read(name)
+                if known[1] is not None:
+                    with self._known_lock:
+                        self._known[name] = known
+            grants, etag = known
             now = self._clock()
             now_ms = math.ceil(now * 1000)
             if late is not None and late in grants:
@@ -261,7 +277,7 @@ class BlobRateLimiter:
                 with self._known_lock:
                     if self._known.get(name) == known:
                         self._known.pop(name, None)  # someone else wrote: count what the blob holds
-                if known is None:
+                if fresh:
                     self._sleep(random.uniform(0.0, 0.02))  # lost the race: another worker took a slot
                 continue
             with self._known_lock:
