@@ -31,6 +31,9 @@ WINDOW_SECONDS = 60.0
 # half of this, or the grant is stamped again), the trip, and the instances' clocks (kept by the host
 # within milliseconds of each other).
 MARGIN_SECONDS = 0.5
+# The steady pace spreads a span's grants over the span and this much more (3 grants of the 400 a
+# minute): grants whose lateness differs by up to this much leave the window unbound, off its edge.
+PACE_SPARE_SECONDS = 0.5
 KINDS = ("general", "tags")
 
 
@@ -138,11 +141,11 @@ class Budget:
 
     @property
     def interval_ms(self) -> float:
-        """The steady rate's spacing: the span's grants spread evenly over it, not spent in one burst at its
-        start, with one interval to spare. At the span's own rate the window would bind all the time and
-        grants would sit at its edge, where a request whose trip took longer than the margin tips a window
-        of Omnisend's over; one grant a span fewer keeps them off it."""
-        return self.span_ms / max(1, self.grants_per_span - 1)
+        """The steady rate's spacing: the span's grants spread evenly over it (not spent in one burst at its
+        start) and PACE_SPARE_SECONDS more. At the span's own rate the window would bind whenever a grant
+        came late, grants would sit at its edge, and a request whose trip took longer than the margin
+        would tip a window of Omnisend's over; the spare keeps them off it."""
+        return (self.span_ms + PACE_SPARE_SECONDS * 1000) / self.grants_per_span
 
 
 @dataclass(frozen=True)

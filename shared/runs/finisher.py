@@ -82,6 +82,21 @@ def advance(run: Run, by: str, now: str) -> None:
             break  # waiting for the leavers of some segments to lose the tag
 
 
+# A run with this few chunks left to count is in its tail, where a waiting chunk looks again within a
+# second: the board reads once a second when no chunk creates batches, and the run's end waits for the
+# last chunks (the board's own look-again, up to board.MAX_WAIT_SECONDS, suits the run's middle).
+TAIL_CHUNKS = 16
+TAIL_WAIT_SECONDS = 1.0
+
+
+def look_again(run: Run, delay: float) -> float:
+    """How soon a waiting chunk of `run` comes back, given the board's `delay`."""
+    if run.planned and run.waves_opened >= len(run.wave_sizes) and (
+            len(set(run.opened_chunks).difference(run.chunks_done)) <= TAIL_CHUNKS):
+        return min(delay, TAIL_WAIT_SECONDS)
+    return delay
+
+
 def end(run: Run, status: RunStatus, error: str | None, now: str) -> None:
     """Take the run to a terminal status (a run that has ended stays as it ended)."""
     if run.terminal or not status.terminal:

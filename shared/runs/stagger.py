@@ -34,7 +34,7 @@ def visible_after(chunks: Sequence[PlannedChunk], budgets: dict[str, Budget], ta
         delay = 0.0
         for kind in kinds:
             budget = budgets[kind]
-            interval = budget.span_ms / 1000 / budget.grants_per_span  # seconds a grant of the steady pace
+            interval = budget.interval_ms / 1000  # seconds between grants at the budget's steady pace
             head = max(1, int(budget.grants_per_span * HEAD_SHARE[kind]))
             delay = max(delay, (spent[kind] - head) * interval)
         delays.append(min(MAX_STAGGER_SECONDS, max(0.0, delay)))

@@ -111,6 +111,8 @@ def process_chunk(settings: Settings, store: RunStore, message: ChunkMessage, me
     except Stopped:
         log.info("run %s chunk %d stopped: the run ended meanwhile", run.run_id, message.seq)
         return
+    except Waiting as wait:
+        raise Waiting(finisher.look_again(run, wait.delay), wait.reason) from None
     for reason, problems in ((Reason.OMNISEND_REJECTED, outcome.rejected), (Reason.FAILED, outcome.failed)):
         for email, detail in problems.items():
             mapped.rejects.append(Reject(message.chunk.segment, message.chunk.blob, mapped.row_of[email],

@@ -83,6 +83,23 @@ def test_an_empty_plan_goes_straight_to_the_finishing_step():
     assert run.outbox == [Due(StepKind.UNTAG, 0, 1, "me", NOW)]
 
 
+def test_a_waiting_chunk_looks_again_within_a_second_in_the_runs_tail_only():
+    run = a_run(tag_contacts=False)
+    finisher.record_plan(run, a_plan(12, 3, sequential=True), "me", NOW)
+    counted(run, *range(10))
+    assert finisher.look_again(run, 4.0) == 4.0  # a later wave is still to open
+    counted(run, 10, 11)
+    assert run.waves_opened == 2 and finisher.look_again(run, 4.0) == 1.0  # 3 chunks left, the last wave
+    assert finisher.look_again(run, 0.5) == 0.5  # never later than the board asks
+
+    run = a_run(tag_contacts=False)
+    finisher.record_plan(run, a_plan(20, sequential=False), "me", NOW)
+    counted(run, *range(11))
+    assert finisher.look_again(run, 4.0) == 4.0  # 9 chunks left
+    counted(run, 11)
+    assert finisher.look_again(run, 4.0) == finisher.TAIL_WAIT_SECONDS
+
+
 def test_a_result_is_counted_once():
     run = a_run()
     finisher.count(run, 3, Counts(10, 8, 2, 0), 1)

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from shared.csvscan import CsvFormat
-from shared.ratelimit import Budget
+from shared.ratelimit import PACE_SPARE_SECONDS, Budget
 from shared.runs.model import PlannedChunk, Sends
 from shared.runs.stagger import HEAD_SHARE, MAX_STAGGER_SECONDS, visible_after
 from shared.segments import Chunk
@@ -22,7 +22,7 @@ def planned(seq: int, upserts: int | None = 1000, rows: int = 1000, tagged: int 
 
 def steady_interval(budget: Budget) -> float:
     """Seconds between two grants of the budget's steady pace."""
-    return (budget.window_seconds + budget.margin_seconds) / budget.grants_per_span
+    return (budget.window_seconds + budget.margin_seconds + PACE_SPARE_SECONDS) / budget.grants_per_span
 
 
 def test_a_waves_chunks_become_visible_at_the_upserts_pace_after_a_head():
@@ -32,8 +32,8 @@ def test_a_waves_chunks_become_visible_at_the_upserts_pace_after_a_head():
     assert delays[:4] == [0.0] * 4
     for i, delay in enumerate(delays):
         assert delay == pytest.approx(max(0.0, (10 * i - head) * steady_interval(OMNISEND["general"])))
-    # The last chunk shows about when the budget lets its upserts through: 1,990 upserts at 396 a minute.
-    assert delays[-1] == pytest.approx(1951 * 60.5 / 399)
+    # The last chunk shows about when the budget lets its upserts through: 1,990 upserts at 392 a minute.
+    assert delays[-1] == pytest.approx(1951 * 61.0 / 399)
     assert delays == sorted(delays)
 
 
@@ -65,15 +65,15 @@ def test_an_export_that_tags_goes_at_the_slower_pace_of_its_tag_calls():
 def test_the_pace_follows_the_budgets_window_and_small_budgets_keep_a_head_of_one():
     compressed = {"general": Budget(400, window_seconds=15), "tags": Budget(60, window_seconds=15)}
     delays = visible_after([planned(i) for i in range(10)], compressed, tagging=False)
-    assert delays[-1] == pytest.approx((90 - 39) * 15.5 / 399)
+    assert delays[-1] == pytest.approx((90 - 39) * 16.0 / 399)
 
     tiny = {"general": Budget(3), "tags": Budget(1)}
     delays = visible_after([planned(i, upserts=100) for i in range(4)], tiny, tagging=False)
-    assert delays == pytest.approx([0.0, 0.0, 60.5 / 2, 2 * 60.5 / 2])  # a head of 1, 2 grants a span
+    assert delays == pytest.approx([0.0, 0.0, 61.0 / 2, 2 * 61.0 / 2])  # a head of 1, 2 grants a span
 
 
 def test_a_long_wave_shows_its_rest_at_the_cap():
     slow = {"general": Budget(1), "tags": Budget(1)}
     delays = visible_after([planned(i) for i in range(100)], slow, tagging=False)
     assert max(delays) == MAX_STAGGER_SECONDS
-    assert math.isclose(delays[1], 9 * 60.5)
+    assert math.isclose(delays[1], 9 * 61.0)
