@@ -84,19 +84,20 @@ def test_an_empty_plan_goes_straight_to_the_finishing_step():
 
 
 def test_a_waiting_chunk_looks_again_within_a_second_in_the_runs_tail_only():
+    tail = finisher.TAIL_CHUNKS
     run = a_run(tag_contacts=False)
-    finisher.record_plan(run, a_plan(12, 3, sequential=True), "me", NOW)
-    counted(run, *range(10))
-    assert finisher.look_again(run, 4.0) == 4.0  # a later wave is still to open
-    counted(run, 10, 11)
+    finisher.record_plan(run, a_plan(tail + 4, 3, sequential=True), "me", NOW)
+    counted(run, *range(tail + 2))
+    assert finisher.look_again(run, 4.0) == 4.0  # 2 chunks left in this wave, but a later one is to open
+    counted(run, tail + 2, tail + 3)
     assert run.waves_opened == 2 and finisher.look_again(run, 4.0) == 1.0  # 3 chunks left, the last wave
     assert finisher.look_again(run, 0.5) == 0.5  # never later than the board asks
 
     run = a_run(tag_contacts=False)
-    finisher.record_plan(run, a_plan(20, sequential=False), "me", NOW)
-    counted(run, *range(11))
-    assert finisher.look_again(run, 4.0) == 4.0  # 9 chunks left
-    counted(run, 11)
+    finisher.record_plan(run, a_plan(tail + 5, sequential=False), "me", NOW)
+    counted(run, *range(4))
+    assert finisher.look_again(run, 4.0) == 4.0  # one chunk more than the tail left
+    counted(run, 4)
     assert finisher.look_again(run, 4.0) == finisher.TAIL_WAIT_SECONDS
 
 
