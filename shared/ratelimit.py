@@ -122,7 +122,7 @@ class Budget:
     window_seconds: float = WINDOW_SECONDS
     margin_seconds: float = MARGIN_SECONDS
     slack: int = 1
-    burst: int = 4  # pacing: a grant may come up to `burst` steady intervals ahead of its slot
+    burst: int = 2  # pacing: a grant may come up to `burst` steady intervals ahead of its slot
 
     def __post_init__(self) -> None:
         if (self.requests_per_window < 1 or self.window_seconds <= 0 or self.margin_seconds < 0 or self.slack < 0
