@@ -100,7 +100,7 @@ def test_the_stored_form_round_trips_and_an_earlier_form_holds_no_grants():
 def test_grants_taken_late_do_not_push_the_steady_pace_back():
     """A worker always 0.3 s late (busy after a grant, slow to wake after a wait) still gets the steady
     rate: the pace is a timeline of slots one interval apart, not counted from when grants were taken
-    (counted from those, five grants a 5 s pace would come every 5.3 s: 566 in 600 s)."""
+    (counted from those, as the budget once paced, 569 grants came in 600 s)."""
     budget = Budget(61, window_seconds=60.0, margin_seconds=0.0)  # 60 a minute: one a second
     stored, now_ms, times = (), 0, []
     while now_ms < 600_000:
@@ -111,7 +111,7 @@ def test_grants_taken_late_do_not_push_the_steady_pace_back():
             now_ms += 300
         else:
             now_ms += decision.wait_ms + 300
-    assert len(times) >= 595 and busiest_window(times, WINDOW) <= budget.grants_per_span
+    assert len(times) >= 0.99 * 600_000 / budget.interval_ms and busiest_window(times, WINDOW) <= budget.grants_per_span
     assert busiest_window(times, 10.0) <= 10 + budget.burst + 1  # spread over the window, not one burst
 
 

@@ -242,7 +242,7 @@ def test_request_rate_stays_within_the_connection_budget_with_4_workers(stack, c
     for kind, budget in (("general", rpm), ("tags", tag_rpm)):
         times = sorted(r.time for r in log if r.kind == kind)
         window = 10.0
-        # The shared budget admits a burst of 4 on top of its steady rate, in any window.
+        # The shared budget admits a short burst (2 grants ahead of the steady rate, 4 allowed for here).
         allowed = budget * window / 60 + 5
         busiest = max(sum(1 for t in times if start <= t < start + window) for start in times)
         assert busiest <= allowed, f"{kind}: {busiest} requests in {window:.0f} s, budget allows {allowed:.0f}"
