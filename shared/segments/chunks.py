@@ -2,16 +2,20 @@
 as rows, on a worker, from exactly the bytes and blob version it was planned on."""
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from itertools import count, repeat
 from typing import Iterator
 
 from azure.storage.blob import ContainerClient
 
-from ..csvscan import CsvScanError, RecordProblem, chunk_fields, iter_fields
+from ..csvscan import CsvScanError, CsvScanner, RecordProblem, chunk_fields, iter_fields
 from ..rejects import RejectReason, RowRejection
 from .blobs import blob_reader, check_text, scanner
 from .model import Chunk, Partition, RawRow, Segment, SegmentChangedError, SegmentError, check_chunk_size
+
+
+PIECE_ROWS = 5000  # a chunk of more rows (packed by an incremental run) is parsed this many rows at a time
 
 
 def _check_header(segment: Segment, partition: Partition, header: list[str] | None) -> None:
@@ -73,7 +77,35 @@ def read_chunk(container: ContainerClient, chunk: Chunk) -> Iterator[RawRow]:
 
 
 def rows_of(data: bytes, chunk: Chunk) -> Iterator[RawRow]:
-    """Rows of a chunk's bytes: fields, or a problem (wrong column count, undecodable bytes)."""
+    """Rows of a chunk's bytes: fields, or a problem (wrong column count, undecodable bytes). A chunk of
+    more than PIECE_ROWS rows is parsed PIECE_ROWS at a time."""
+    if chunk.row_count <= PIECE_ROWS:
+        return _rows(data, chunk)
+    return _rows_in_pieces(data, chunk)
+
+
+def _rows_in_pieces(data: bytes, chunk: Chunk) -> Iterator[RawRow]:
+    """An incremental run packs the chunks whose rows mostly need no request into one unit of about
+    a chunk's requests, which may span 100,000 rows: their fields parsed at once would hold about
+    1 KB a row (100 MB a unit, per worker). The records are found again with the planner's scanner
+    (the bytes hold records only), and parsed a piece at a time."""
+    scanner = CsvScanner(lambda offset, length: data[offset:offset + length], len(data),
+                         dataclasses.replace(chunk.format, header=False))
+    done = 0
+    try:
+        for span in scanner.chunks(PIECE_ROWS):
+            piece = dataclasses.replace(chunk, start=chunk.start + span.start, end=chunk.start + span.end,
+                                        first_row=chunk.first_row + done, row_count=span.row_count)
+            yield from _rows(data[span.start:span.end], piece)
+            done += span.row_count
+    except CsvScanError as err:
+        raise SegmentError(f"{chunk.blob}: bytes {chunk.start}-{chunk.end}: {err}") from None
+    if done != chunk.row_count:
+        raise SegmentError(f"{chunk.blob}: bytes {chunk.start}-{chunk.end} hold {done} rows, "
+                           f"the plan said {chunk.row_count}")
+
+
+def _rows(data: bytes, chunk: Chunk) -> Iterator[RawRow]:
     width = len(chunk.columns)
     fast = chunk_fields(data, chunk.format, chunk.row_count)
     if fast is None or len(fast[0]) != chunk.row_count:

@@ -22,6 +22,7 @@ import uuid
 from hypothesis import HealthCheck, Phase, example, given, settings as hypothesis_settings, strategies as st
 
 from shared import documents, runs, storage
+from shared.segments import chunks as segment_chunks
 from tests.runs.conftest import Pump
 from tests.sync.mirror_checks import play
 from tests.sync.scenarios import (
@@ -151,7 +152,9 @@ class EngineDriver:
          {"p1@example.com": {"firstName": "Bo", "city": "", "country": ""}},
          {"Vip": "Vip", "News": "News"}),
 )))
-def test_random_histories_keep_omnisend_a_mirror_of_the_segments(scenario, api_settings, export_of, sandbox):
+def test_random_histories_keep_omnisend_a_mirror_of_the_segments(scenario, api_settings, export_of, sandbox,
+                                                                   monkeypatch):
+    monkeypatch.setattr(segment_chunks, "PIECE_ROWS", 2)  # chunks of 3 rows and packed units: read in pieces
     brand = f"brand-{uuid.uuid4().hex[:8]}"  # each history on its own Omnisend account and segments
     settings = dataclasses.replace(api_settings, segments_container=f"segments-{uuid.uuid4().hex[:12]}", chunk_rows=3)
     storage.container(settings, settings.segments_container).create_container()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 
@@ -12,6 +13,7 @@ from shared.rejects import RejectReason, RowRejection
 from shared.segments import (
     Chunk, SegmentChangedError, SegmentError, check_chunk_size, get_segment, plan_chunks, read_chunk, rows_of,
 )
+from shared.segments import chunks as chunks_module
 from tests.segments import T1433
 from tools.sample_export import generate_profiles
 
@@ -87,6 +89,22 @@ def test_row_problems_are_reported_per_row():
         (5, None, RowRejection(RejectReason.MALFORMED_ROW, "1 fields, the segment has 2 columns")),
     ]
     assert all(type(r.problem.reason) is RejectReason for r in rows[1:])
+
+
+def test_a_long_chunk_is_parsed_a_piece_at_a_time_into_the_same_rows(monkeypatch):
+    """A unit an incremental run packed from many chunks is parsed PIECE_ROWS rows at a time (not its
+    fields all at once): the same rows, numbers and problems, pieces cut between records only."""
+    fmt = CsvFormat(header=False)
+    records = b'a@x.com,"say ""hi"",\r\nthen"\r\nb@x.com,\xff\xfeB\r\n\r\nc@x.com,C,extra\r\nd@x.com,D\n' * 7
+    _, spans = scan_bytes(records, fmt, 1000)
+    chunk = Chunk("S", "S.csv", "0x1", 100, 100 + len(records), 11, spans[0].row_count, ("Email", "Name"), fmt)
+    whole = list(rows_of(records, chunk))
+    assert len(whole) == 35 and whole[0].fields == ["a@x.com", 'say "hi",\r\nthen'] and whole[-1].number == 45
+
+    monkeypatch.setattr(chunks_module, "PIECE_ROWS", 3)
+    assert list(rows_of(records, chunk)) == whole
+    with pytest.raises(SegmentError, match="hold 35 rows, the plan said 36"):
+        list(rows_of(records, dataclasses.replace(chunk, row_count=36)))
 
 
 # ------------------------------------------------------------------ bad partitions, each with its message
