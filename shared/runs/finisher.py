@@ -91,8 +91,7 @@ TAIL_WAIT_SECONDS = 1.0
 
 def look_again(run: Run, delay: float) -> float:
     """How soon a waiting chunk of `run` comes back, given the board's `delay`."""
-    if run.planned and run.waves_opened >= len(run.wave_sizes) and (
-            len(set(run.opened_chunks).difference(run.chunks_done)) <= TAIL_CHUNKS):
+    if run.planned and run.waves_opened == len(run.wave_sizes) and len(missing(run).chunks) <= TAIL_CHUNKS:
         return min(delay, TAIL_WAIT_SECONDS)
     return delay
 

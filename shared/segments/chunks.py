@@ -9,7 +9,7 @@ from typing import Iterator
 
 from azure.storage.blob import ContainerClient
 
-from ..csvscan import CsvScanError, CsvScanner, RecordProblem, chunk_fields, iter_fields
+from ..csvscan import CsvScanError, RecordProblem, chunk_fields, iter_fields, scan_bytes
 from ..rejects import RejectReason, RowRejection
 from .blobs import blob_reader, check_text, scanner
 from .model import Chunk, Partition, RawRow, Segment, SegmentChangedError, SegmentError, check_chunk_size
@@ -89,20 +89,18 @@ def _rows_in_pieces(data: bytes, chunk: Chunk) -> Iterator[RawRow]:
     a chunk's requests, which may span 100,000 rows: their fields parsed at once would hold about
     1 KB a row (100 MB a unit, per worker). The records are found again with the planner's scanner
     (the bytes hold records only), and parsed a piece at a time."""
-    scanner = CsvScanner(lambda offset, length: data[offset:offset + length], len(data),
-                         dataclasses.replace(chunk.format, header=False))
-    done = 0
     try:
-        for span in scanner.chunks(PIECE_ROWS):
-            piece = dataclasses.replace(chunk, start=chunk.start + span.start, end=chunk.start + span.end,
-                                        first_row=chunk.first_row + done, row_count=span.row_count)
-            yield from _rows(data[span.start:span.end], piece)
-            done += span.row_count
+        _, spans = scan_bytes(data, dataclasses.replace(chunk.format, header=False), PIECE_ROWS)
     except CsvScanError as err:
         raise SegmentError(f"{chunk.blob}: bytes {chunk.start}-{chunk.end}: {err}") from None
-    if done != chunk.row_count:
-        raise SegmentError(f"{chunk.blob}: bytes {chunk.start}-{chunk.end} hold {done} rows, "
+    found = sum(span.row_count for span in spans)
+    if found != chunk.row_count:
+        raise SegmentError(f"{chunk.blob}: bytes {chunk.start}-{chunk.end} hold {found} rows, "
                            f"the plan said {chunk.row_count}")
+    for span in spans:
+        piece = dataclasses.replace(chunk, start=chunk.start + span.start, end=chunk.start + span.end,
+                                    first_row=chunk.first_row + span.first_row - 1, row_count=span.row_count)
+        yield from _rows(data[span.start:span.end], piece)
 
 
 def _rows(data: bytes, chunk: Chunk) -> Iterator[RawRow]:
