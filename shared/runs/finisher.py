@@ -8,7 +8,7 @@ from enum import Enum
 
 from ..blobstate import parse_utc
 from ..settings import Settings
-from .model import Approval, ApprovalStatus, Counts, Due, HeldRemoval, Plan, Run, RunStatus, StepKind
+from .model import Approval, ApprovalStatus, Counts, Due, HeldRemoval, Plan, PlanPart, Run, RunStatus, StepKind
 
 PREVIEW = "preview"  # shared.sync.SyncMode.PREVIEW: a run that only reports what it would do
 
@@ -41,6 +41,20 @@ def record_plan(run: Run, plan: Plan, by: str, now: str) -> None:
     if run.waves_opened:
         run.outbox.append(Due(StepKind.WAVE, 0, run.waves_opened, by, now))
     advance(run, by, now)
+
+
+def record_part(run: Run, part: PlanPart, by: str, now: str) -> None:
+    """A part of the first wave is saved while the rest is planned: queue its chunks now. The run is
+    not planned until the whole plan is recorded (nothing past the part is opened, nothing ends)."""
+    if run.terminal or run.planned or not part.chunks or part.chunks[0].seq != run.early_chunks:
+        return  # recorded already (parts come in order)
+    run.mode, run.sync_tags = part.mode, list(part.sync_tags)
+    run.early_chunks = part.chunks[-1].seq + 1
+    run.early_at = run.early_at or now
+    for planned in part.chunks:
+        if planned.counted is not None:
+            count(run, planned.seq, planned.counted, 0)
+    run.outbox.append(Due(StepKind.PART, part.index, part.index + 1, by, now))
 
 
 def count(run: Run, seq: int, counts: Counts, rate_limited: int) -> None:
@@ -233,9 +247,9 @@ class Missing:
 def missing(run: Run) -> Missing:
     if run.terminal:
         return Missing()
-    if not run.planned:
-        return Missing(plan=True)
     done = set(run.chunks_done)
+    if not run.planned:  # and the chunks of plan parts queued before the plan was whole
+        return Missing(plan=True, chunks=tuple(seq for seq in run.opened_chunks if seq not in done))
     return Missing(chunks=tuple(seq for seq in run.opened_chunks if seq not in done),
                    untag_waves=tuple(run.untag_pending or ()))
 

@@ -178,8 +178,34 @@ class Plan:
                    data.get("mode", "incremental"), tuple(data.get("syncTags", ())))
 
 
+@dataclass(frozen=True)
+class PlanPart:
+    """Chunks of the first wave queued while the rest of the run is still being planned (the `index`-th
+    part, written once). The whole plan holds them again, with the same sequence numbers."""
+
+    token: str  # the plan's token: the whole plan reuses it
+    by: str
+    index: int
+    chunks: tuple[PlannedChunk, ...]
+    mode: str
+    sync_tags: tuple[str, ...]
+    ahead: tuple[int, int] = (0, 0)  # (upserts, tag calls) the parts before this one send: for the stagger
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"token": self.token, "by": self.by, "index": self.index, "chunks": [c.to_dict() for c in self.chunks],
+                "mode": self.mode, "syncTags": list(self.sync_tags), "ahead": list(self.ahead)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PlanPart":
+        upserts, tags = data.get("ahead", (0, 0))
+        return cls(data["token"], data["by"], int(data["index"]),
+                   tuple(PlannedChunk.from_dict(c) for c in data["chunks"]), data["mode"],
+                   tuple(data.get("syncTags", ())), (int(upserts), int(tags)))
+
+
 class StepKind(str, Enum):
     PLAN = "plan"
+    PART = "part"  # the chunk messages of plan parts [start, stop), queued before the plan is whole
     WAVE = "wave"  # the chunk messages of waves [start, stop)
     UNTAG = "untag"  # the finishing step (one message): owned tags off leavers, the sync state replaced
     APPROVE = "approve"  # held removals approved: the tag off those still carrying it, the state replaced
@@ -284,6 +310,8 @@ class Run:
     wave_sizes: list[int] = field(default_factory=list)  # chunks per wave; empty until planned
     plan_token: str | None = None  # names the planner's notes and member files (see paths)
     waves_opened: int = 0  # waves whose chunk messages were decided (they are in the queue or the outbox)
+    early_chunks: int = 0  # first-wave chunks (seqs 0..n-1) queued from plan parts before the plan was whole
+    early_at: str | None = None  # when the first part's chunks were queued: the wave's stagger counts from then
     chunks_done: list[int] = field(default_factory=list)  # chunks counted into `counts`, each once
     untag_pending: list[int] | None = None  # waves whose leavers still lose the tag; None: not started
     untagged: int = 0  # contacts whose segment tag was removed because they left the segment
@@ -321,8 +349,8 @@ class Run:
 
     @property
     def opened_chunks(self) -> range:
-        """Sequence numbers of the chunks of every opened wave."""
-        return range(sum(self.wave_sizes[: self.waves_opened]))
+        """Sequence numbers of the chunks of every opened wave (and of the plan parts queued before)."""
+        return range(max(sum(self.wave_sizes[: self.waves_opened]), self.early_chunks))
 
     @property
     def progress(self) -> float:
@@ -371,6 +399,7 @@ class Run:
             "export": self.export.to_dict(), "status": self.status.value, "counts": self.counts.to_dict(),
             "planned_rows": self.planned_rows, "segment_names": list(self.segment_names),
             "wave_sizes": list(self.wave_sizes), "plan_token": self.plan_token, "waves_opened": self.waves_opened,
+            "early_chunks": self.early_chunks, "early_at": self.early_at,
             "chunks_done": list(self.chunks_done),
             "untag_pending": None if self.untag_pending is None else list(self.untag_pending),
             "untagged": self.untagged, "removals_held": [held.to_dict() for held in self.removals_held],
@@ -391,6 +420,7 @@ class Run:
             counts=Counts.from_dict(data["counts"]), planned_rows=data.get("planned_rows", 0),
             segment_names=list(data.get("segment_names", [])), wave_sizes=list(data.get("wave_sizes", [])),
             plan_token=data.get("plan_token"), waves_opened=data.get("waves_opened", 0),
+            early_chunks=data.get("early_chunks", 0), early_at=data.get("early_at"),
             chunks_done=list(data.get("chunks_done", [])), untag_pending=data.get("untag_pending"),
             untagged=data.get("untagged", 0),
             removals_held=[HeldRemoval.from_dict(d) for d in data.get("removals_held") or []],

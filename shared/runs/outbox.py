@@ -9,9 +9,10 @@ The chunks of an opened wave become visible at the pace of their connection's bu
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Callable
 
-from ..blobstate import utc_now
+from ..blobstate import parse_utc, utc_now
 from ..ratelimit import Budget
 from . import clients, ending, finisher, paths, results, stagger
 from .errors import RunFailure
@@ -22,9 +23,10 @@ from .store import RunStore
 log = logging.getLogger(__name__)
 
 
-def chunk_message(run: Run, planned: PlannedChunk, deadline: str) -> ChunkMessage:
+def chunk_message(run: Run, planned: PlannedChunk, deadline: str, token: str) -> ChunkMessage:
+    """The message of a planned chunk (`token`: the plan's, naming its notes)."""
     return ChunkMessage(run.run_id, planned.seq, planned.wave, planned.chunk, deadline,
-                        run.plan_token if planned.has_notes else None)
+                        token if planned.has_notes else None)
 
 
 def messages_for(store: RunStore, run: Run, due: Due, plan: Plan | None,
@@ -36,6 +38,13 @@ def messages_for(store: RunStore, run: Run, due: Due, plan: Plan | None,
         return [(PlanMessage(run.run_id, deadline), 0.0)]
     if due.kind is StepKind.UNTAG:
         return [(UntagMessage(run.run_id, wave, deadline), 0.0) for wave in range(due.start, due.stop)]
+    if due.kind is StepKind.PART:
+        outgoing = []
+        for part in store.load_parts(run.run_id, due.start, due.stop):
+            chunks = [planned for planned in part.chunks if planned.counted is None]
+            delays = _paced(run, chunks, budgets, part.ahead, _since_early(run))
+            outgoing += [(chunk_message(run, p, deadline, part.token), d) for p, d in zip(chunks, delays)]
+        return outgoing
     if plan is None:
         raise LookupError(f"run {run.run_id} has waves to open but no plan")
     chunks: list[PlannedChunk] = []
@@ -45,9 +54,25 @@ def messages_for(store: RunStore, run: Run, due: Due, plan: Plan | None,
             earlier = range(sum(len(w) for w in plan.waves[:wave]))
             store.write_json(paths.unsent_before(run.run_id, wave), results.unsent_keys(store, run.run_id, earlier))
         chunks += [planned for planned in plan.waves[wave] if planned.counted is None]
-    delays = (stagger.visible_after(chunks, budgets, run.export.tag_contacts) if budgets is not None
-              else [0.0] * len(chunks))
-    return [(chunk_message(run, planned, deadline), delay) for planned, delay in zip(chunks, delays)]
+    delays = _paced(run, chunks, budgets, since=_since_early(run) if due.start == 0 else 0.0)
+    # The chunks that plan parts queued are in the queue already: they only pace the rest.
+    return [(chunk_message(run, planned, deadline, plan.token), delay)
+            for planned, delay in zip(chunks, delays) if planned.seq >= run.early_chunks]
+
+
+def _paced(run: Run, chunks: list[PlannedChunk], budgets: dict[str, Budget] | None,
+           ahead: tuple[int, int] = (0, 0), since: float = 0.0) -> list[float]:
+    """Seconds from now after which each of `chunks` becomes visible: their wave's stagger, begun
+    `since` seconds ago, with chunks that send `ahead` (upserts, tag calls) before them."""
+    if budgets is None:
+        return [0.0] * len(chunks)
+    delays = stagger.visible_after(chunks, budgets, run.export.tag_contacts, ahead)
+    return [max(0.0, delay - since) for delay in delays]
+
+
+def _since_early(run: Run) -> float:
+    """Seconds since plan parts queued the first wave's first chunks (0: none did)."""
+    return (datetime.now(timezone.utc) - parse_utc(run.early_at)).total_seconds() if run.early_at else 0.0
 
 
 def flush(store: RunStore, run: Run, *, by: str | None, plan: Plan | None = None) -> Run:
@@ -57,8 +82,9 @@ def flush(store: RunStore, run: Run, *, by: str | None, plan: Plan | None = None
         return run
     if not run.terminal:
         budgets = None
-        if any(d.kind is StepKind.WAVE for d in entries):
-            plan = plan or store.load_plan(run.run_id)
+        if any(d.kind in (StepKind.WAVE, StepKind.PART) for d in entries):
+            if any(d.kind is StepKind.WAVE for d in entries):
+                plan = plan or store.load_plan(run.run_id)
             budgets = _budgets(store, run)
         for due in entries:
             sent = store.send_paced(messages_for(store, run, due, plan, budgets))  # delays bounded by stagger

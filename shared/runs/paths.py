@@ -4,6 +4,7 @@ Layout in the state container (ETag concurrency, no database):
 
   runs/<runId>/run.json                    the Run document (status, counts, chunks counted, outbox)
   runs/<runId>/plan.json                   the plan: its token and every chunk, by wave; written once
+  runs/<runId>/parts/<index>.json          first-wave chunks queued while the rest was planned; each written once
   runs/<runId>/notes/<token>/<seq>.json    rows the planner decided on: duplicate rows, contact limit, tag-only
   runs/<runId>/members/<token>/<wave>.bin  the email keys of a segment, for removing its tag from leavers
   runs/<runId>/preview/<token>.json        a preview run's report: what an incremental run would do
@@ -48,6 +49,10 @@ def run_doc(run_id: str) -> str:
 
 def plan(run_id: str) -> str:
     return f"runs/{run_id}/plan.json"
+
+
+def part(run_id: str, index: int) -> str:
+    return f"runs/{run_id}/parts/{index}.json"
 
 
 def notes(run_id: str, token: str, seq: int) -> str:

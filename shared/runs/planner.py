@@ -15,10 +15,14 @@ a state or a scheduled run past its `fullResyncDays`, else incremental. A full r
 row. A preview classifies the rows the same way but sends and enqueues nothing: every chunk is counted
 here, and the report (counts per class, samples, leavers and the removal gate) is saved beside the plan.
 
+The first wave's chunks are queued in parts while the rest is planned (parts.py), so Omnisend's
+budget is not left idle for the seconds planning takes; the run is planned once the whole plan is.
+
 Planning is idempotent. Its outputs carry the plan's token, and the plan is written once
-(create-only): a duplicate planner that loses that write enqueues nothing. A redelivered plan
-message (same delivery) finishes what its first attempt started: it takes the saved plan, records it
-on the run with the first waves in the outbox, and sends them.
+(create-only): a duplicate planner that loses that write (or a part's) enqueues nothing more. A
+redelivered plan message (same delivery) finishes what its first attempt started: it takes the saved
+plan, records it on the run with the first waves in the outbox, and sends them; without a saved plan,
+it plans again under the token of the parts saved, checks them, and goes on after them.
 """
 from __future__ import annotations
 
@@ -33,10 +37,10 @@ from ..blobstate import io_call, utc_now
 from ..rejects import Reject
 from ..omnisend import AuthenticationError, PermissionDeniedError, RateLimitedError
 from ..settings import Settings
-from . import clients, deletion, ending, finisher, outbox, paths
+from . import clients, deletion, ending, finisher, outbox, parts, paths
 from .errors import Deferred, RunFailure
 from .messages import PlanMessage, may_defer
-from .model import Counts, Note, Plan, PlannedChunk, Run, RunStatus, Sends, Trigger
+from .model import Counts, Note, Plan, PlannedChunk, PlanPart, Run, RunStatus, Sends, Trigger
 from .packing import ChunkPacker, Decided
 from .results import ChunkResult, record
 from .store import RunStore
@@ -147,10 +151,15 @@ def plan(settings: Settings, store: RunStore, message: PlanMessage, me: str) -> 
     if run.planned:
         outbox.flush(store, run, by=me)  # a redelivery sends what its first attempt decided; a duplicate nothing
         return
-    ending.change_run(store, run.run_id, _mark_running)
+    run = ending.change_run(store, run.run_id, _mark_running).run
     saved = store.load_plan(run.run_id)
     if saved is None:
-        computed = _compute(settings, store, run, message, me)
+        outbox.flush(store, run, by=me)  # a redelivery sends the parts its first attempt queued
+        try:
+            computed = _compute(settings, store, run, message, me, store.load_parts(run.run_id))
+        except parts.PartTaken as taken:
+            log.info("%s; this planner enqueues nothing more", taken)
+            return
         try:
             store.write_json(paths.plan(run.run_id), computed.to_dict(), create_only=True)
         except blobstate.ConflictError:
@@ -176,7 +185,8 @@ def _mark_running(run: Run) -> None:
         run.status = RunStatus.RUNNING
 
 
-def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage, me: str) -> Plan:
+def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage, me: str,
+             saved_parts: list[PlanPart]) -> Plan:
     connection = clients.connection_of(settings, run)
     client = clients.client_for(settings, connection)
     try:
@@ -211,10 +221,13 @@ def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage
     # The state keeps tags by their Omnisend name: a renamed tag is a new one, the old one is retired.
     sync_tags = sync.run_tag_table(prior.tags, (run.export.tag_of(name) for name in names) if tagging else ())
 
-    token = secrets.token_hex(8)
+    token = saved_parts[0].token if saved_parts else secrets.token_hex(8)  # the parts' decisions are reused
     decider = Deduplicator(connection.contact_limit)
     syncer = SyncDecider(prior, mode, tagging)
     collector = sync.PreviewCollector() if mode is sync.SyncMode.PREVIEW else None
+    cutter = parts.PartCutter(tagging) if collector is None else None  # a preview queues nothing
+    writer = parts.PartWriter(store, run.run_id, token, me, mode.value, tuple(sync_tags), saved_parts,
+                              run.early_chunks)
     members_of: dict[str, array] = {}
     waves: list[tuple[PlannedChunk, ...]] = []
     rows = seq = 0
@@ -222,16 +235,18 @@ def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage
         for wave, (segment, bound) in enumerate(chosen):
             planned: list[PlannedChunk] = []
             syncer.start_segment(run.export.tag_of(segment.name))
-            with io_call("segments.plan", f"{container.container_name}/{segment.name}"):
-                chunks = list(segments.plan_chunks(container, segment, settings.chunk_rows))
             packer = ChunkPacker(settings.chunk_rows)
-            for chunk in chunks:
-                decided = _notes_of_chunk(container, chunk, bound, decider, syncer, connection.contact_limit,
-                                          collector)
-                for unit in packer.add(decided):
-                    planned.append(_planned(store, run.run_id, token, seq, wave, unit))
-                    rows += unit.chunk.row_count
-                    seq += 1
+            with io_call("segments.plan", f"{container.container_name}/{segment.name}"):
+                for chunk in segments.plan_chunks(container, segment, settings.chunk_rows):
+                    decided = _notes_of_chunk(container, chunk, bound, decider, syncer, connection.contact_limit,
+                                              collector)
+                    for unit in packer.add(decided):
+                        planned.append(_planned(store, run.run_id, token, seq, wave, unit))
+                        rows += unit.chunk.row_count
+                        seq += 1
+                        part = cutter.add(planned[-1]) if cutter is not None and wave == 0 else None
+                        if part is not None:
+                            writer.write(*part)
             for unit in packer.finish():
                 planned.append(_planned(store, run.run_id, token, seq, wave, unit))
                 rows += unit.chunk.row_count
@@ -246,7 +261,7 @@ def _compute(settings: Settings, store: RunStore, run: Run, message: PlanMessage
         raise RunFailure(str(exc)) from exc
     if collector is not None:
         store.write_json(paths.preview(run.run_id, token), _preview(run, prior, collector, members_of).to_api())
-    return Plan(token, me, names, rows, decider.tag_only_rows > 0, tuple(waves), mode.value, sync_tags)
+    return Plan(token, me, names, rows, decider.tag_only_rows > 0, tuple(waves), mode.value, tuple(sync_tags))
 
 
 def _preview(run: Run, prior: sync.SyncState, collector: sync.PreviewCollector,

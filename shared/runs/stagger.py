@@ -25,10 +25,12 @@ HEAD_SHARE = {"general": 0.1, "tags": 0.25}  # of a window's requests, visible a
 MAX_STAGGER_SECONDS = 6 * 3600  # a wave paced longer than this shows the rest at once (runs end sooner)
 
 
-def visible_after(chunks: Sequence[PlannedChunk], budgets: dict[str, Budget], tagging: bool) -> list[float]:
-    """Seconds after the wave opens at which each of `chunks` (in order) should become visible."""
+def visible_after(chunks: Sequence[PlannedChunk], budgets: dict[str, Budget], tagging: bool,
+                  ahead: tuple[int, int] = (0, 0)) -> list[float]:
+    """Seconds after the wave opens at which each of `chunks` (in order) should become visible, when
+    chunks of the wave that send `ahead` (upserts, tag calls) come before them."""
     kinds = ("general", "tags") if tagging else ("general",)
-    spent = dict.fromkeys(kinds, 0)
+    spent = {"general": ahead[0], "tags": ahead[1]}
     delays = []
     for planned in chunks:
         delay = 0.0
@@ -38,9 +40,19 @@ def visible_after(chunks: Sequence[PlannedChunk], budgets: dict[str, Budget], ta
             head = max(1, int(budget.grants_per_span * HEAD_SHARE[kind]))
             delay = max(delay, (spent[kind] - head) * interval)
         delays.append(min(MAX_STAGGER_SECONDS, max(0.0, delay)))
-        rows = planned.chunk.row_count  # a plan of before sends were kept: at most every row
-        upserts, tagged = (rows, rows) if planned.sends is None else (planned.sends.upserts, planned.sends.tagged)
-        spent["general"] += math.ceil(upserts / MAX_BATCH_ITEMS)
-        if tagging:
-            spent["tags"] += math.ceil(tagged / MAX_TAG_EMAILS)
+        upserts, tags = _requests(planned, tagging)
+        spent["general"] += upserts
+        spent["tags"] += tags
     return delays
+
+
+def requests_of(chunks: Sequence[PlannedChunk], tagging: bool) -> tuple[int, int]:
+    """(upserts, tag calls) that `chunks` send, as the stagger counts them."""
+    counted = [_requests(planned, tagging) for planned in chunks]
+    return sum(u for u, _ in counted), sum(t for _, t in counted)
+
+
+def _requests(planned: PlannedChunk, tagging: bool) -> tuple[int, int]:
+    rows = planned.chunk.row_count  # a plan of before sends were kept: at most every row
+    upserts, tagged = (rows, rows) if planned.sends is None else (planned.sends.upserts, planned.sends.tagged)
+    return math.ceil(upserts / MAX_BATCH_ITEMS), math.ceil(tagged / MAX_TAG_EMAILS) if tagging else 0

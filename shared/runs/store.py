@@ -18,7 +18,7 @@ from ..settings import Settings
 from . import paths
 from .errors import Busy, ClaimLost, RunNotFoundError
 from .messages import Message, to_json
-from .model import Plan, Run
+from .model import Plan, PlanPart, Run
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,20 @@ class RunStore:
     def load_plan(self, run_id: str) -> Plan | None:
         found = self.read_json(paths.plan(run_id))
         return None if found is None else Plan.from_dict(found[0])
+
+    def load_parts(self, run_id: str, start: int = 0, stop: int | None = None) -> list[PlanPart]:
+        """The plan parts saved from `start` on (to `stop`, else until one is missing), in order."""
+        parts = []
+        index = start
+        while stop is None or index < stop:
+            found = self.read_json(paths.part(run_id, index))
+            if found is None:
+                if stop is not None:
+                    raise LookupError(f"run {run_id}: plan part {index} is missing")
+                break
+            parts.append(PlanPart.from_dict(found[0]))
+            index += 1
+        return parts
 
     # -- errors of steps, for the poison handler -------------------------------------------------
 

@@ -123,7 +123,7 @@ def save_unfinished(store: RunStore, run: Run) -> None:
     set would never be removed). Each call merges the change logs of every chunk with a result; the
     changes add fingerprints and tags only, so merging them again is harmless. On a state a later run
     saved meanwhile they are added under that run's header."""
-    if not run.planned:
+    if not run.planned and not run.early_chunks:
         return
     state_store = sync.SyncStateStore(store.container)
     for _ in range(_SAVE_ATTEMPTS):

@@ -130,17 +130,30 @@ def redrive(store: RunStore, run: Run, me: str) -> int:
         saved = store.load_plan(run.run_id)
         if saved is not None:  # planned and saved, but never recorded on the run
             planner.adopt(store, run.run_id, saved, me)
-        else:
+        else:  # planning again finishes the plan its parts began
             sent += store.send([PlanMessage(run.run_id, deadline)])
+        sent += _send_chunks(store, run, missing.chunks, deadline)  # the chunks of those parts
     elif missing.nothing:
         outbox.settle(store, run.run_id, lambda r: None, me)  # whatever is due next
     else:
-        plan = store.load_plan(run.run_id) if missing.chunks else None
-        by_seq = {planned.seq: planned for wave in (plan.waves if plan else ()) for planned in wave}
-        sent += store.send(outbox.chunk_message(run, by_seq[seq], deadline) for seq in missing.chunks)
+        sent += _send_chunks(store, run, missing.chunks, deadline)
         sent += store.send(UntagMessage(run.run_id, wave, deadline) for wave in missing.untag_waves)
     store.update_run(run.run_id, _count_redrive)
     return sent
+
+
+def _send_chunks(store: RunStore, run: Run, seqs: tuple[int, ...], deadline: str) -> int:
+    """Send the chunk messages of `seqs` again, from the plan (or, before it is whole, its parts)."""
+    if not seqs:
+        return 0
+    plan = store.load_plan(run.run_id)
+    if plan is not None:
+        token, chunks = plan.token, [planned for wave in plan.waves for planned in wave]
+    else:
+        parts = store.load_parts(run.run_id)
+        token, chunks = (parts[0].token if parts else ""), [planned for part in parts for planned in part.chunks]
+    by_seq = {planned.seq: planned for planned in chunks}
+    return store.send(outbox.chunk_message(run, by_seq[seq], deadline, token) for seq in seqs)
 
 
 def _count_redrive(run: Run) -> None:

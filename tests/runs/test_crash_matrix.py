@@ -37,8 +37,8 @@ RUN_TIMEOUT = 300.0  # seconds: eight runs at once on a loaded machine are slow;
 EFFECTS = ("write", "send", "delete")  # calls whose effect may land before the process dies
 # Calls every run must make: if the trace misses one, the matrix would silently shrink.
 ESSENTIAL = {
-    "plan: write runs/<run>/plan.json", "plan: write runs/<run>/run.json", "plan: send <queue>",
-    "chunk: write runs/<run>/progress/<n>.json", "chunk: write runs/<run>/results/<n>.json",
+    "plan: write runs/<run>/plan.json", "plan: write runs/<run>/parts/<n>.json", "plan: write runs/<run>/run.json",
+    "plan: send <queue>", "chunk: write runs/<run>/progress/<n>.json", "chunk: write runs/<run>/results/<n>.json",
     "chunk: write runs/<run>/rejects/<n>-<hex>.csv", "chunk: write runs/<run>/run.json", "chunk: send <queue>",
     "chunk: write runs/<run>/unsent-before-<n>.json", "untag: write runs/<run>/run.json",
     "untag: delete active-runs/<id>.json", "chunk: write runs/<run>/changes/<n>-<hex>.bin",

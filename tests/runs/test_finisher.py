@@ -11,7 +11,7 @@ import pytest
 from shared.blobstate import utc_text
 from shared.runs import finisher
 from shared.runs.finisher import Verdict, WatchPolicy
-from shared.runs.model import (Approval, ApprovalStatus, Counts, Due, ExportSnapshot, HeldRemoval, Plan, PlannedChunk, Run,
+from shared.runs.model import (Approval, ApprovalStatus, Counts, Due, ExportSnapshot, HeldRemoval, Plan, PlannedChunk, PlanPart, Run,
                                RunStatus, StepKind, Trigger)
 from shared.segments import Chunk, CsvFormat
 
@@ -81,6 +81,35 @@ def test_an_empty_plan_goes_straight_to_the_finishing_step():
     run = a_run(tag_contacts=False)
     finisher.record_plan(run, a_plan(sequential=False), "me", NOW)
     assert run.outbox == [Due(StepKind.UNTAG, 0, 1, "me", NOW)]
+
+
+def test_plan_parts_queue_first_wave_chunks_and_nothing_opens_or_ends_before_the_whole_plan():
+    run = a_run(tag_contacts=False)
+    plan = a_plan(4, 1, sequential=False)
+    skipped = dataclasses.replace(plan.waves[0][1], counted=Counts(rows=10, unchanged=10))
+    first = PlanPart("tok", "me", 0, (plan.waves[0][0], skipped), "incremental", ("A",))
+    finisher.record_part(run, first, "me", NOW)
+    assert (run.early_chunks, run.early_at, run.sync_tags) == (2, NOW, ["A"])
+    assert run.outbox == [Due(StepKind.PART, 0, 1, "me", NOW)] and run.chunks_done == [1]
+    assert list(run.opened_chunks) == [0, 1] and not run.planned
+    assert finisher.missing(run) == finisher.Missing(plan=True, chunks=(0,))
+
+    finisher.record_part(run, first, "me", NOW)  # recorded again (a redelivery): no change
+    finisher.record_part(run, PlanPart("tok", "me", 2, plan.waves[0][3:], "incremental", ()), "me", NOW)  # not next
+    assert run.early_chunks == 2 and len(run.outbox) == 1
+
+    counted(run, 0)  # every queued chunk counted before the plan is whole: nothing opens, the run goes on
+    assert (run.untag_pending, run.status) == (None, RunStatus.RUNNING)
+
+    run.outbox = []
+    finisher.record_plan(run, dataclasses.replace(plan, waves=((plan.waves[0][0], skipped, *plan.waves[0][2:]),
+                                                               plan.waves[1])), "me", NOW)
+    assert run.outbox == [Due(StepKind.WAVE, 0, 2, "me", NOW)]  # the outbox leaves the parts' chunks out
+    assert finisher.missing(run).chunks == (2, 3, 4)
+    counted(run, 2, 3, 4)
+    assert run.untag_pending == [0]
+    finisher.record_part(run, PlanPart("tok", "me", 1, plan.waves[0][2:3], "incremental", ()), "me", NOW)
+    assert run.early_chunks == 2  # a part after the plan was recorded changes nothing
 
 
 def test_a_waiting_chunk_looks_again_within_a_second_in_the_runs_tail_only():
