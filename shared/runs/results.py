@@ -54,7 +54,7 @@ def record(store: RunStore, run_id: str, result: ChunkResult, rejects: Iterable[
         store.write(paths.rejects(run_id, result.seq, token), rejects_to_csv(rejects).encode())
     try:
         store.write_json(paths.result(run_id, result.seq), result.to_dict(), create_only=True,
-                         metadata={"rejects": result.rejects})
+                         metadata={"rejects": result.rejects, "changes": result.changes})
     except blobstate.ConflictError:
         # Not the files of the result on record.
         if rejects:
@@ -67,12 +67,24 @@ def record(store: RunStore, run_id: str, result: ChunkResult, rejects: Iterable[
 
 def read_changes(store: RunStore, run_id: str, result: ChunkResult) -> bytes | None:
     """The change log a result names (None when the chunk verified nothing)."""
-    if result.changes == NO_REJECTS:
+    return read_change_log(store, run_id, result.seq, result.changes)
+
+
+def read_change_log(store: RunStore, run_id: str, seq: int, token: str) -> bytes | None:
+    """The change log of chunk `seq` under `token` (NO_REJECTS: it verified nothing)."""
+    if token == NO_REJECTS:
         return None
-    found = store.read(paths.changes(run_id, result.seq, result.changes))
+    found = store.read(paths.changes(run_id, seq, token))
     if found is None:
-        raise LookupError(f"run {run_id}: the change log of chunk {result.seq} is missing")
+        raise LookupError(f"run {run_id}: the change log of chunk {seq} is missing")
     return found.data
+
+
+def change_tokens(store: RunStore, run_id: str) -> dict[int, str | None]:
+    """The change log token of every chunk with a result, from one listing of the results (None: a
+    result written before its metadata named it, to be read)."""
+    return {paths.seq_of_result(item.name): item.metadata.get("changes")
+            for item in store.list(paths.results_prefix(run_id), metadata=True)}
 
 
 def read(store: RunStore, run_id: str, seq: int) -> ChunkResult | None:

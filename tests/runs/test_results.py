@@ -1,9 +1,9 @@
 """A chunk's result and rejects file, and the run's rejects CSV (shared/runs/results.py)."""
 from __future__ import annotations
 
-from shared import runs
+from shared import mapping, runs, sync
 from shared.rejects import Reject, RejectReason
-from shared.runs import results
+from shared.runs import paths, results, untag
 from shared.runs.model import Counts
 from shared.runs.store import RunStore
 
@@ -51,3 +51,22 @@ def test_the_rejects_csv_is_streamed_chunk_by_chunk(api_settings, export_of, seg
 def test_a_header_split_across_pieces_is_dropped():
     pieces = [HEADER[:5].encode(), HEADER[5:].encode() + b"a,b", b",c\r\n"]
     assert b"".join(results._without_header(iter(pieces))) == b"a,b,c\r\n"
+
+
+def test_one_listing_names_the_change_log_of_every_result_on_record(api_settings, export_of, segments_container):
+    run_id = a_run(api_settings, export_of, segments_container)
+    store = RunStore(api_settings)
+    log = [sync.encode_changes([sync.ContactChange(mapping.email_key(e), 7, email=e)]) for e in ("a@x.com", "b@x.com")]
+    assert results.record(store, run_id, results.ChunkResult(0, Counts(1, 1, 0, 0)), [], log[0])
+    assert not results.record(store, run_id, results.ChunkResult(0, Counts(1, 1, 0, 0)), [], b"a duplicate's log")
+    assert results.record(store, run_id, results.ChunkResult(1, Counts(1, 0, 1, 0)), [reject(2)])
+    # A result of before its metadata named its change log: the log is found from the result.
+    store.write(paths.changes(run_id, 2, "0123456789ab"), log[1])
+    legacy = results.ChunkResult(2, Counts(1, 1, 0, 0), changes="0123456789ab")
+    store.write_json(paths.result(run_id, 2), legacy.to_dict())
+
+    tokens = results.change_tokens(store, run_id)
+    logs = untag._chunk_logs(store, runs.get_run(api_settings, run_id), [0, 1, 2, 3])
+
+    assert sorted(tokens) == [0, 1, 2] and (tokens[1], tokens[2]) == (results.NO_REJECTS, None)
+    assert [change.email for found in logs for change in found] == ["a@x.com", "b@x.com"]
