@@ -8,7 +8,7 @@ import pytest
 from shared.csvscan import CsvFormat
 from shared.ratelimit import PACE_SPARE_SECONDS, Budget
 from shared.runs.model import PlannedChunk, Sends
-from shared.runs.stagger import HEAD_SHARE, MAX_STAGGER_SECONDS, visible_after
+from shared.runs.stagger import HEAD_SHARE, MAX_STAGGER_SECONDS, requests_of, visible_after
 from shared.segments import Chunk
 
 OMNISEND = {"general": Budget(400), "tags": Budget(60)}
@@ -47,18 +47,24 @@ def test_a_chunk_costs_the_requests_of_what_it_sends_not_its_rows():
     # Rows whose fields changed but that carry their tag already (a changed mapping) cost no tag call:
     changed = visible_after([planned(i, tagged=0) for i in range(50)], OMNISEND, tagging=True)
     assert changed == visible_after([planned(i) for i in range(50)], OMNISEND, tagging=False)
-    # and rows that only get a tag cost no upsert.
+    # and rows that only get a tag cost no upsert: their chunks go at the tag calls' pace alone.
     tag_only = visible_after([planned(i, upserts=0, tagged=1000) for i in range(50)], OMNISEND, tagging=True)
-    assert tag_only == visible_after([planned(i) for i in range(50)], OMNISEND, tagging=True)
+    assert tag_only == pytest.approx([tag_paced(4 * i) for i in range(50)])
+
+
+def tag_paced(calls_before: int) -> float:
+    """When a chunk with `calls_before` tag calls ahead of it shows at the tag calls' pace."""
+    head = int(59 * HEAD_SHARE["tags"])  # 29 tag calls: 7 chunks of 4 calls (250 emails each)
+    return max(0.0, (calls_before - head) * steady_interval(OMNISEND["tags"]))
 
 
 def test_an_export_that_tags_goes_at_the_slower_pace_of_its_tag_calls():
     delays = visible_after([planned(i) for i in range(50)], OMNISEND, tagging=True)
-
-    head = int(59 * HEAD_SHARE["tags"])  # 14 tag calls: 4 chunks of 4 calls (250 emails each)
-    for i, delay in enumerate(delays):
-        assert delay == pytest.approx(max(0.0, (4 * i - head) * steady_interval(OMNISEND["tags"])))
     untagged = visible_after([planned(i) for i in range(50)], OMNISEND, tagging=False)
+
+    # Each chunk waits for the slower of the two: the upserts' while the tags' head lasts, then the tags'.
+    assert delays == pytest.approx([max(tag_paced(4 * i), upserts) for i, upserts in enumerate(untagged)])
+    assert delays[10:] == pytest.approx([tag_paced(4 * i) for i in range(10, 50)])
     assert delays[-1] > 2 * untagged[-1]
 
 
@@ -77,3 +83,12 @@ def test_a_long_wave_shows_its_rest_at_the_cap():
     delays = visible_after([planned(i) for i in range(100)], slow, tagging=False)
     assert max(delays) == MAX_STAGGER_SECONDS
     assert math.isclose(delays[1], 9 * 61.0)
+
+
+def test_chunks_queued_after_others_of_their_wave_show_when_they_would_have_shown_with_them():
+    """Plan parts queue a wave's first chunks while the rest is planned: the rest keeps their pace."""
+    chunks = [planned(i, upserts=400 + 100 * (i % 5)) for i in range(30)]
+    whole = visible_after(chunks, OMNISEND, tagging=True)
+    assert requests_of(chunks[:12], tagging=True) == (69, 32)  # 100 contacts an upsert, 250 a tag call
+    later = visible_after(chunks[12:], OMNISEND, tagging=True, ahead=requests_of(chunks[:12], tagging=True))
+    assert later == pytest.approx(whole[12:]) and later[0] > 0
