@@ -42,6 +42,8 @@ class PartCutter:
     def __init__(self, tagging: bool, min_rows: int | None = None) -> None:
         self.tagging, self.min_rows = tagging, PART_MIN_ROWS if min_rows is None else min_rows
         self.pending: list[PlannedChunk] = []
+        self.pending_rows = 0
+        self.pending_sends = False  # a pending chunk sends something
         self.queued_rows = 0
         self.ahead = (0, 0)  # (upserts, tag calls) of the chunks in parts so far
         self.cut_parts = 0
@@ -50,15 +52,15 @@ class PartCutter:
         """Take the next chunk of the first wave; returns a part's chunks (and the requests ahead of
         them) when they make one."""
         self.pending.append(planned)
-        sends = any(p.counted is None for p in self.pending)
-        rows = sum(p.chunk.row_count for p in self.pending)
-        if not sends or (self.cut_parts and rows < max(self.min_rows, self.queued_rows)):
+        self.pending_rows += planned.chunk.row_count
+        self.pending_sends = self.pending_sends or planned.counted is None
+        if not self.pending_sends or (self.cut_parts and self.pending_rows < max(self.min_rows, self.queued_rows)):
             return None
         chunks, ahead = tuple(self.pending), self.ahead
         upserts, tags = stagger.requests_of([p for p in chunks if p.counted is None], self.tagging)
         self.ahead = (ahead[0] + upserts, ahead[1] + tags)
-        self.queued_rows += rows
-        self.pending = []
+        self.queued_rows += self.pending_rows
+        self.pending, self.pending_rows, self.pending_sends = [], 0, False
         self.cut_parts += 1
         return chunks, ahead
 

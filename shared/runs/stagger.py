@@ -11,8 +11,10 @@ finds only that little ahead of it.
 The pace is the slower of the upserts' (general budget) and, for an export that tags, the tag
 calls'. The tag calls' head is half a window: a chunk tags only once its batches have settled,
 seconds after its upserts, and a quarter of a window left the tag calls short of chunks early in a
-run (53 calls in the first 20 s, where the budget allows 76; 60 with half a window). Chunks queued by plan parts count as ahead of the rest of their wave (`ahead`). A chunk that is late (the budget is shared, Omnisend answered 429) only finds more chunks
-visible ahead of it: no worse than all at once.
+run (53 calls in the first 20 s, where the budget allows 76; 60 with half a window). Chunks queued
+by plan parts count as ahead of the rest of their wave (`ahead`). A chunk that is late (the budget
+is shared, Omnisend answered 429) only finds more chunks visible ahead of it: no worse than all at
+once.
 """
 from __future__ import annotations
 
