@@ -163,6 +163,30 @@ def pump_approval(api_settings):
     return apply
 
 
+@dataclasses.dataclass
+class PartedRun:
+    """A started run whose plan message is received, not yet delivered (see `parted_run`)."""
+
+    run_id: str
+    emails: list[str]
+    pump: Pump
+    plan_message: object
+
+
+@pytest.fixture()
+def parted_run(api_settings, export_of, segments_container, monkeypatch) -> PartedRun:
+    """A run of a 1,000-row segment of 100-row chunks whose planner queues plan parts of chunks 0, 1-2
+    and 3-5 (parts of 200 rows and more) before its plan queues 6-9."""
+    from shared.runs import parts
+
+    monkeypatch.setattr(parts, "PART_MIN_ROWS", 200)
+    emails = clean_segment(segments_container, "Vip", 1000)
+    run_id = runs.start_run(api_settings, export_of(["Vip"]), "manual").run_id
+    pump = Pump(api_settings)
+    (plan_message,) = pump.receive()
+    return PartedRun(run_id, emails, pump, plan_message)
+
+
 def read_rejects(settings, run_id: str) -> list[dict]:
     return list(csv.DictReader(io.StringIO(runs.rejects_csv(settings, run_id).decode())))
 

@@ -10,7 +10,7 @@ from shared.runs import parts
 from shared.runs.errors import RunFailure
 from shared.runs.model import Counts, PlannedChunk, PlanPart, Sends
 from shared.segments import Chunk, CsvFormat
-from tests.runs.conftest import Pump, clean_segment, counts
+from tests.runs.conftest import counts
 from tests.runs.faults import FaultPlan
 
 # --- when chunks make a part, without storage
@@ -33,22 +33,11 @@ def test_the_first_part_comes_with_the_first_chunk_that_sends_later_ones_double(
         None, None, (2, 4, (1, 0)), None, None, None, None, (5, 9, (4, 0)), None, None]
 
 
-# --- planning with parts, against storage
+# --- planning with parts, against storage (the `parted_run` fixture: parts of chunks 0, 1-2 and 3-5 of ten)
 
 
-@pytest.fixture()
-def small_parts(monkeypatch):
-    """Parts of 200 rows and more: a 1,000-row segment of 100-row chunks is queued in parts of chunks
-    0, 1-2 and 3-5 while it is planned; the plan queues 6-9."""
-    monkeypatch.setattr(parts, "PART_MIN_ROWS", 200)
-
-
-def test_the_first_chunks_are_queued_before_the_plan_is_whole(api_settings, export_of, segments_container,
-                                                             sandbox, small_parts):
-    emails = clean_segment(segments_container, "Vip", 1000)
-    run_id = runs.start_run(api_settings, export_of(["Vip"]), "manual").run_id
-    pump = Pump(api_settings)
-    (plan_message,) = pump.receive()
+def test_the_first_chunks_are_queued_before_the_plan_is_whole(api_settings, sandbox, parted_run):
+    pump, run_id = parted_run.pump, parted_run.run_id
     at_plan_write = []
 
     class Look(FaultPlan):
@@ -59,13 +48,13 @@ def test_the_first_chunks_are_queued_before_the_plan_is_whole(api_settings, expo
                 at_plan_write.append((run.planned, run.early_chunks, pump.in_flight()))
 
     pump.probe = Look(armed=False)
-    pump.deliver(plan_message)
+    pump.deliver(parted_run.plan_message)
 
     assert at_plan_write == [(False, 6, 7)]  # the plan message is in flight too
     assert pump.in_flight() == 10  # each chunk once: the plan queued only those after the parts
     run = pump.until_ended(run_id)
     assert run.status == "succeeded" and counts(run) == {"rows": 1000, "sent": 1000, "rejected": 0, "failed": 0}
-    assert set(sandbox.contacts()) == set(emails)
+    assert set(sandbox.contacts()) == set(parted_run.emails)
 
 
 @pytest.mark.parametrize("target, occurrence", [
@@ -73,39 +62,34 @@ def test_the_first_chunks_are_queued_before_the_plan_is_whole(api_settings, expo
     ("plan: write runs/<run>/run.json", 3),  # the second part recorded, its chunks not queued
     ("plan: send <queue>", 2),  # one chunk of the second part queued, the other not
 ])
-def test_a_planner_dying_between_parts_is_finished_by_its_redelivery(api_settings, export_of, segments_container,
-                                                                    sandbox, small_parts, target, occurrence):
-    emails = clean_segment(segments_container, "Vip", 1000)
-    run_id = runs.start_run(api_settings, export_of(["Vip"]), "manual").run_id
-    probe = FaultPlan(target=target, occurrence=occurrence, mode="die")
+def test_a_planner_dying_between_parts_is_finished_by_its_redelivery(sandbox, parted_run, target, occurrence):
+    pump = parted_run.pump
+    pump.probe = probe = FaultPlan(target=target, occurrence=occurrence, mode="die")
+    pump.deliver(parted_run.plan_message)  # dies; the message is delivered again
 
-    run = Pump(api_settings, probe=probe).until_ended(run_id, timeout=30)
+    run = pump.until_ended(parted_run.run_id, timeout=30)
 
     assert probe.fired == target
     assert run.status == "succeeded" and counts(run) == {"rows": 1000, "sent": 1000, "rejected": 0, "failed": 0}
     assert sorted(run.chunks_done) == list(range(10))
-    assert set(sandbox.contacts()) == set(emails)
+    assert set(sandbox.contacts()) == set(parted_run.emails)
 
 
-def test_another_planner_takes_over_after_the_parts_of_one_that_died(api_settings, export_of, segments_container,
-                                                                     sandbox, small_parts):
+def test_another_planner_takes_over_after_the_parts_of_one_that_died(api_settings, sandbox, parted_run):
     """The watchdog's plan message has a delivery of its own: it plans again under the parts' token."""
-    emails = clean_segment(segments_container, "Vip", 1000)
-    run_id = runs.start_run(api_settings, export_of(["Vip"]), "manual").run_id
-    pump = Pump(api_settings)
-    (plan_message,) = pump.receive()
+    pump, run_id = parted_run.pump, parted_run.run_id
     pump.probe = FaultPlan(target="plan: send <queue>", occurrence=3, mode="die")  # in the second part
-    pump.deliver(plan_message)
+    pump.deliver(parted_run.plan_message)
     assert pump.probe.fired and not runs.get_run(api_settings, run_id).planned
 
-    runs.process_message(api_settings, plan_message.content, delivery="watchdog")  # first: it plans the run
+    runs.process_message(api_settings, parted_run.plan_message.content, delivery="watchdog")  # plans the run
     assert runs.get_run(api_settings, run_id).planned
     pump.probe = None
     run = pump.until_ended(run_id)
 
     assert run.status == "succeeded" and counts(run) == {"rows": 1000, "sent": 1000, "rejected": 0, "failed": 0}
     assert run.early_chunks == 6 and sorted(run.chunks_done) == list(range(10))
-    assert set(sandbox.contacts()) == set(emails)
+    assert set(sandbox.contacts()) == set(parted_run.emails)
 
 
 def test_a_part_that_planning_again_decides_differently_fails_the_run():

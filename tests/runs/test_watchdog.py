@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from shared import blobstate, runs, storage
-from shared.runs import lock, parts, worker
+from shared.runs import lock, worker
 from shared.runs.store import RunStore
 from tests.runs.conftest import Pump, clean_segment, counts
 from tests.runs.faults import FaultPlan
@@ -47,16 +47,12 @@ def test_a_run_whose_messages_were_lost_is_redriven(api_settings, export_of, seg
 
 
 def test_a_run_whose_planner_died_after_queueing_plan_parts_is_planned_again_and_its_chunks_sent(
-        api_settings, export_of, segments_container, sandbox, monkeypatch):
+        api_settings, sandbox, parted_run):
     """The first chunks were queued from plan parts, then the planner died and every message was lost:
     the watchdog sends the plan message and the parts' chunks again."""
-    monkeypatch.setattr(parts, "PART_MIN_ROWS", 200)  # parts of chunks 0, 1-2 and 3-5 of ten
-    emails = clean_segment(segments_container, "Vip", 1000)
-    run_id = runs.start_run(api_settings, export_of(["Vip"]), "manual").run_id
-    pump = Pump(api_settings, watchdog=True)
-    (plan,) = pump.receive()
+    pump, run_id = parted_run.pump, parted_run.run_id
     pump.probe = FaultPlan(target="plan: write runs/<run>/parts/<n>.json", occurrence=3, mode="die")
-    pump.deliver(plan)
+    pump.deliver(parted_run.plan_message)
     pump.probe = None
     pump.queue.clear_messages()  # the plan message and the chunks of the first two parts are gone
     stalled = runs.get_run(api_settings, run_id)
@@ -64,12 +60,11 @@ def test_a_run_whose_planner_died_after_queueing_plan_parts_is_planned_again_and
 
     assert pump.watch().redriven == [run_id]  # one pass: the plan message and chunks 0-2
     assert pump.in_flight() == 4
-    pump.watchdog = False
     run = pump.until_ended(run_id, timeout=30)
 
     assert run.status == "succeeded" and run.redrives == 1
     assert counts(run) == {"rows": 1000, "sent": 1000, "rejected": 0, "failed": 0}
-    assert set(sandbox.contacts()) == set(emails)
+    assert set(sandbox.contacts()) == set(parted_run.emails)
 
 
 def test_a_chunk_whose_poison_handler_failed_is_redriven(api_settings, export_of, segments_container, monkeypatch):
