@@ -248,10 +248,10 @@ def missing(run: Run) -> Missing:
     if run.terminal:
         return Missing()
     done = set(run.chunks_done)
-    if not run.planned:  # and the chunks of plan parts queued before the plan was whole
-        return Missing(plan=True, chunks=tuple(seq for seq in run.opened_chunks if seq not in done))
-    return Missing(chunks=tuple(seq for seq in run.opened_chunks if seq not in done),
-                   untag_waves=tuple(run.untag_pending or ()))
+    chunks = tuple(seq for seq in run.opened_chunks if seq not in done)
+    if not run.planned:  # its chunks are those of plan parts queued before the plan was whole
+        return Missing(plan=True, chunks=chunks)
+    return Missing(chunks=chunks, untag_waves=tuple(run.untag_pending or ()))
 
 
 def overdue_error(run: Run, max_hours: int) -> str:
