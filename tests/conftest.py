@@ -109,7 +109,8 @@ def segments_container(settings):
 
 class BlobTraffic:
     """A TCP forwarder on loopback in front of Azurite's blob port that counts the bytes each way:
-    whoever uses `connection_string` reaches the same Azurite, and a test sees how much was read."""
+    whoever uses `connection_string` reaches the same Azurite, and a test sees how much was read.
+    `drops = n` closes the next n connections unanswered."""
 
     def __init__(self, azurite) -> None:
         self._azurite = azurite
@@ -118,6 +119,7 @@ class BlobTraffic:
         self._sockets: list[socket.socket] = []
         self.downloaded = 0  # bytes Azurite sent to clients
         self.uploaded = 0
+        self.drops = 0  # connections still to close unanswered, as a service closes an idle keep-alive one
 
     @property
     def connection_string(self) -> str:
@@ -144,6 +146,11 @@ class BlobTraffic:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            with self._lock:
+                drop, self.drops = self.drops > 0, max(self.drops - 1, 0)
+            if drop:
+                client.close()
+                continue
             server = socket.create_connection(("127.0.0.1", self._azurite.blob_port))
             with self._lock:
                 self._sockets += [client, server]

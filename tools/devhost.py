@@ -727,14 +727,9 @@ class DevHost:
 
     def _queue_client(self, connection: str | None, name: str, *, encoded: bool):
         """A queue client; `encoded=False` sees message text as stored (base64), for the listener."""
-        from azure.storage.queue import QueueClient
-
         from shared.storage import queue
 
-        client = queue(self._settings_for(connection), name)
-        if encoded:
-            return client
-        return QueueClient.from_queue_url(client.url, credential=client.credential)
+        return queue(self._settings_for(connection), name, base64=encoded)
 
     def _blob_trigger_value(self, function: HostedFunction, container: str, blob: str) -> Any:
         """What the blob trigger hands the function: an SDK client (reference only) or the blob's bytes."""
