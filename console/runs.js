@@ -77,7 +77,7 @@ export async function runsPage(context, exportId) {
       row.update(run);
       if (tbody.children[index] !== row.element) tbody.insertBefore(row.element, tbody.children[index] || null);
     });
-    if (runs.some((run) => ACTIVE.has(run.status) || applying(run))) poll(POLL_MS);
+    if (runs.some((run) => ACTIVE.has(run.status) || applying(run) || leaving(run))) poll(POLL_MS);
   }
 
   function poll(delay) {
@@ -130,6 +130,12 @@ export async function runsPage(context, exportId) {
 
 function applying(run) {
   return run.removalsApproved?.status === "applying";
+}
+
+// A `delete` run shows as succeeded a moment before its export is deleted: until the export's runs
+// answer `export_not_found`, there is more to see.
+function leaving(run) {
+  return run.trigger === "delete" && run.status === "succeeded";
 }
 
 // The removals a run held: approvable unless approved already (a failed approval may be repeated).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 from urllib.parse import urlsplit
 
 import pytest
@@ -373,6 +374,31 @@ def test_an_export_deleted_with_its_tags_runs_their_removal_and_goes_when_it_suc
     expect(run).to_contain_text(f"{len(before)} contacts lost a segment tag")
     stack.call("GET", f"exports/{export['id']}", expect=404)
     assert tagged() == set() and set(stack.sandbox.all_tags("brand-leaving")) == contacts  # contacts stay
+
+
+def test_a_tag_removal_shown_succeeded_before_its_export_went_still_ends_in_deleted(open_page, stack, monkeypatch):
+    from shared.runs import deletion
+
+    shown = threading.Event()
+    delete = deletion._delete
+
+    def after_the_page_showed_it(store, export_id):  # the run is stored succeeded; its export goes later
+        shown.wait(30)
+        delete(store, export_id)
+
+    monkeypatch.setattr(deletion, "_delete", after_the_page_showed_it)
+    connection = stack.connection("Slowly leaving shop")
+    export, _ = stack.export("Slowly leaving", connection["id"], tags={"Vip": "Slowly leaving"})
+    stack.run_to_end(export["id"])
+    page = open_page("admin", "/#/exports")
+    row = page.get_by_role("row").filter(has_text="Slowly leaving")
+    row.get_by_role("button", name="Delete Slowly leaving").click()
+    row.get_by_role("checkbox", name="Also remove the tags it added in Omnisend").check()
+    row.get_by_role("button", name="Delete it").click()
+
+    expect(page.locator("tbody tr[data-run-id]").first.locator(".badge")).to_have_text("Succeeded", timeout=60_000)
+    shown.set()
+    expect(page.get_by_role("status").filter(has_text="“Slowly leaving” is deleted")).to_be_visible()
 
 
 def test_the_runs_of_an_export_that_no_longer_exists_say_so(open_page):
