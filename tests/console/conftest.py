@@ -51,13 +51,16 @@ ROLES = {
 @pytest.fixture(scope="session")
 def browser():
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import expect, sync_playwright
     except ImportError:
         pytest.fail("Playwright for Python is not installed (requirements-dev.txt; `make test` installs it). "
                     "The console's browser tests cannot run without it.", pytrace=False)
     chromium = find_chromium()
     if chromium is None:
         pytest.fail(HOW_TO_INSTALL, pytrace=False)
+    # An assertion waits as long as an action (open_page's 15 s), not Playwright's 5 s: on a busy
+    # machine an API answer behind a storage retry takes seconds, and the test is about what the page shows.
+    expect.set_options(timeout=15_000)
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=chromium.path, headless=True)
         yield instance
