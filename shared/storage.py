@@ -12,10 +12,11 @@ from .environment import http_environment
 from .settings import Settings, StorageSettings
 
 
-# The SDK's own retry waits 15-21 s before its first retry. The usual failure is a keep-alive connection
-# the service closed as a request went out, which a new connection serves at once: an API call or a
-# chunk would stall that long for nothing. Here the three retries wait 1-3 s, 3-5 s and 7-9 s (the
-# wait is initial_backoff + increment_base ** retry, give or take random_jitter_range).
+# The SDK's own retry waits 15-21 s before its first retry. One failure it retries is a keep-alive
+# connection the service closed as a request went out, which a new connection serves at once: an API
+# call or a chunk stalled that long for nothing. Here the three retries wait 1-3 s, 3-5 s and 7-9 s
+# (initial_backoff + increment_base ** retry, give or take random_jitter_range); what outlasts them
+# fails the call as before.
 RETRY = {"initial_backoff": 0, "increment_base": 2, "random_jitter_range": 1, "retry_total": 3}
 
 
