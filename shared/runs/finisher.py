@@ -98,8 +98,10 @@ def advance(run: Run, by: str, now: str) -> None:
 
 # A run with this few chunks left to count is in its tail, where a waiting chunk looks again within a
 # second: the board reads once a second when no chunk creates batches, and the run's end waits for the
-# last chunks (the board's own look-again, up to board.MAX_WAIT_SECONDS, suits the run's middle).
-TAIL_CHUNKS = 16
+# last chunks (the board's own look-again, up to board.MAX_WAIT_SECONDS, suits the run's middle). The
+# board reads once board.READ_FILL batches are wanted, so about 20 chunks of 10 batches wait for a read
+# when the last ones upsert: all of them are in the tail.
+TAIL_CHUNKS = 32
 TAIL_WAIT_SECONDS = 1.0
 
 

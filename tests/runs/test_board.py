@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from shared.omnisend import Batch
+from shared.omnisend import MAX_PAGE_SIZE, Batch
 from shared.ratelimit import Budget
 from shared.runs import board as b, paths
 from shared.runs.store import RunStore
@@ -21,9 +21,9 @@ def test_reads_wait_longer_while_some_chunk_is_creating_batches():
     b.register(board, "chunk-1", ["x"], now=100.0)
     assert b.read_due(board, 100.0)  # never read before
     b.record(board, "chunk-1", {}, [], now=100.0)
-    b.announce(board, "chunk-2", 10, now=100.0)
+    b.announce(board, "chunk-2", 40, now=100.0)  # creating for 80 s
     assert b.busy(board, 101.0) and not b.read_due(board, 101.0)
-    # the next read is 14 s away, but a waiting chunk looks again sooner: the connection may turn idle
+    # the next read is a minute away, but a waiting chunk looks again sooner: the connection may turn idle
     assert b.wait_seconds(board, 101.0) == b.MAX_WAIT_SECONDS < b.BUSY_READ_SECONDS - 1
     assert not b.read_due(board, 100.0 + b.BUSY_READ_SECONDS - 0.1)
     assert b.read_due(board, 100.0 + b.BUSY_READ_SECONDS)
@@ -31,12 +31,26 @@ def test_reads_wait_longer_while_some_chunk_is_creating_batches():
     assert not b.busy(board, 102.0) and b.read_due(board, 100.0 + b.IDLE_READ_SECONDS)
 
 
+def test_a_busy_read_is_due_once_the_wanted_batches_fill_a_page():
+    board = b.Board(read_at=100.0)
+    b.announce(board, "chunk-0", 40, now=100.0)
+    for n in range(b.READ_FILL // 10 - 1):
+        b.register(board, f"chunk-{n + 1}", [f"{n}-{i}" for i in range(10)], now=101.0)
+    assert len(board.wanted) == b.READ_FILL - 10 and not b.read_due(board, 102.0)
+    b.register(board, "chunk-last", [f"last-{i}" for i in range(10)], now=102.0)
+    assert b.busy(board, 102.0) and b.read_due(board, 102.0)
+    # with the batches created meanwhile, one page still lists every wanted batch
+    assert b.READ_FILL + 4 * 10 <= MAX_PAGE_SIZE
+    b.take_lease(board, "chunk-last", now=102.0)
+    assert not b.read_due(board, 102.5)  # one reader at a time
+
+
 def test_reads_are_spaced_less_on_a_larger_budget_or_a_shorter_window():
     assert b.ReadPace.of(Budget(400)) == b.ReadPace()
     assert b.ReadPace.of(Budget(800)).busy == b.BUSY_READ_SECONDS / 2
     assert b.ReadPace.of(Budget(1_000_000)) == b.ReadPace(busy=b.IDLE_READ_SECONDS, tagging=b.MIN_TAG_READ_SECONDS)
     # 400 per 15 s is 1,600 a minute: a benchmark compressing the window compresses the pace with it
-    assert b.ReadPace.of(Budget(400, window_seconds=15.0)) == b.ReadPace(busy=3.75, tagging=0.75)
+    assert b.ReadPace.of(Budget(400, window_seconds=15.0)) == b.ReadPace(busy=15.0, tagging=0.75)
     board = b.Board(read_at=100.0)
     b.register(board, "chunk-1", ["x"], now=100.0)
     b.announce(board, "chunk-2", 10, now=100.0)
