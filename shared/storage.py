@@ -58,8 +58,15 @@ def blob_service(storage: StorageSettings) -> BlobServiceClient:
     return BlobServiceClient(uri, credential=_credential(storage), **_options(uri, BlobRetry))
 
 
+@lru_cache(maxsize=32)
+def _container(storage: StorageSettings, name: str) -> ContainerClient:
+    return blob_service(storage).get_container_client(name)
+
+
 def container(settings: Settings, name: str) -> ContainerClient:
-    return blob_service(settings.storage).get_container_client(name)
+    """The container's client, one per storage account and name (SDK clients are thread-safe), so the
+    clients built from it can be kept too (`segments.blobs` keeps one per partition blob)."""
+    return _container(settings.storage, name)
 
 
 def queue(settings: Settings, name: str, *, base64: bool = True) -> QueueClient:
