@@ -25,3 +25,9 @@ def test_queue_clients_retry_as_soon(settings):
         policy = client._config.retry_policy
         assert [round(policy.initial_backoff + policy.increment_base ** retry) for retry in (1, 2, 3)] == [2, 4, 8]
         assert policy.total_retries == 3
+
+
+def test_a_container_has_one_client_per_account(settings):
+    # so what is built from it (the segments' blob clients) is kept with it
+    assert storage.container(settings, "segments") is storage.container(settings, "segments")
+    assert storage.container(settings, "segments") is not storage.container(settings, "export-state")
