@@ -11,10 +11,11 @@ Reads cost the rate budget that upserts need, so they are spaced by how busy the
 (`ReadPace`): while some chunk is still creating batches (it announced so on the board), a read is due
 once READ_FILL batches are wanted (the most one page lists, with room for the batches created while it
 is read), or BUSY_READ_SECONDS after the last one at Omnisend's 400 requests a minute; once no chunk is
-creating any, every IDLE_READ_SECONDS, so the last batches of a run settle quickly. A chunk that will tag its contacts once its batches settle
-registers them as urgent: segment tags have a budget of their own, about a seventh of the upserts'
-contacts a minute, and it is spent only by chunks whose batches are settled, so while such batches
-are wanted reads are due every TAG_READ_SECONDS (a twentieth of the general budget).
+creating any, every IDLE_READ_SECONDS, so the last batches of a run settle quickly. A chunk that will
+tag its contacts once its batches settle registers them as urgent: segment tags have a budget of their
+own, about a seventh of the upserts' contacts a minute, and it is spent only by chunks whose batches
+are settled, so while such batches are wanted reads are due every TAG_READ_SECONDS (a twentieth of the
+general budget).
 
 Upserts must not run ahead of the tags either: a chunk that waits for its batches comes back through
 the queue behind every chunk queued before it came back, so chunks creating batches as fast as the
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 BUSY_READ_SECONDS = 60.0  # at most between reads while batches are still being created, at Omnisend's 400/min
 # A read is due sooner once this many batches are wanted: one page (MAX_PAGE_SIZE, 250) lists them and
 # the batches the other deliveries create meanwhile (4-10 workers, 10 batches each). Fewer reads leave
-# more of the budget to upserts: a 200,000-contact run read 21 times 15 s apart, 8-9 times this way.
+# more of the budget to upserts: a 200,000-contact run read 21 times 15 s apart, 10-11 times this way.
 READ_FILL = 200
 IDLE_READ_SECONDS = 1.0  # between reads once no chunk is creating batches
 TAG_READ_SECONDS = 3.0  # between reads while batches of a chunk that will tag are wanted, at 400/min

@@ -73,8 +73,8 @@ def test_the_chunks_of_a_partition_share_one_blob_client(segments_container, ci_
     chunks = list(plan_chunks(segments_container, get_segment(segments_container, "Shared"), 10))
     built = []
     get_blob_client = ContainerClient.get_blob_client
-    monkeypatch.setattr(ContainerClient, "get_blob_client",
-                        lambda self, blob, *args, **kwargs: built.append(blob) or get_blob_client(self, blob, *args, **kwargs))
+    monkeypatch.setattr(ContainerClient, "get_blob_client", lambda self, blob, *args, **kwargs: (
+        built.append(blob) or get_blob_client(self, blob, *args, **kwargs)))
 
     rows = [row.number for chunk in chunks for row in read_chunk(segments_container, chunk)]
 
