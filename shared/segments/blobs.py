@@ -6,26 +6,23 @@ import json
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 
-from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import BlobClient, ContainerClient
+from azure.storage.blob import ContainerClient
 
 from ..csvscan import CsvFormat, CsvScanError, CsvScanner, ReadFn
 from .model import SegmentChangedError, SegmentError
+from .ranges import RangeReader
 
 
 def blob_reader(container: ContainerClient, blob: str, etag: str) -> ReadFn:
     """Ranged reads of one blob version: a replaced or deleted blob raises SegmentChangedError."""
-    client = _blob_client(container, blob)
+    reader = range_reader(container)
 
     def read(offset: int, length: int) -> bytes:
         if length <= 0:
             return b""
         try:
-            return client.download_blob(
-                offset=offset, length=length, etag=etag, match_condition=MatchConditions.IfNotModified,
-                max_concurrency=1,
-            ).readall()
+            return reader.read(blob, etag, offset, length)
         except ResourceModifiedError:
             raise SegmentChangedError(
                 f"blob {blob} was replaced or deleted after it was planned (ETag {etag} no longer matches): "
@@ -37,12 +34,10 @@ def blob_reader(container: ContainerClient, blob: str, etag: str) -> ReadFn:
     return read
 
 
-@lru_cache(maxsize=64)
-def _blob_client(container: ContainerClient, blob: str) -> BlobClient:
-    """One client per partition blob (SDK clients are thread-safe): a chunk is one ranged read, and
-    building a blob client (its generated operations and serializers) for each was about a fifth of the
-    read's CPU, 0.5 us a row."""
-    return container.get_blob_client(blob)
+@lru_cache(maxsize=32)
+def range_reader(container: ContainerClient) -> RangeReader:
+    """One reader per container client (the workers keep one of those per account and container)."""
+    return RangeReader(container)
 
 
 class ReadAhead:
