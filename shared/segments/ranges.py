@@ -106,7 +106,8 @@ def _shared_key(account_name: str, account_key: str) -> Authorize:
     key = base64.b64decode(account_key)
 
     def authorize(headers: dict, path: str) -> None:
-        headers["Authorization"] = f"SharedKey {account_name}:{shared_key_signature(key, account_name, 'GET', path, headers)}"
+        signature = shared_key_signature(key, account_name, "GET", path, headers)
+        headers["Authorization"] = f"SharedKey {account_name}:{signature}"
 
     return authorize
 

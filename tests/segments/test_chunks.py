@@ -78,7 +78,8 @@ def test_chunk_reads_share_one_range_reader_and_build_no_blob_client(segments_co
     monkeypatch.setattr(ContainerClient, "get_blob_client", lambda *args, **kwargs: built.append(args))
     readers = []
     init = RangeReader.__init__
-    monkeypatch.setattr(RangeReader, "__init__", lambda self, container: readers.append(container) or init(self, container))
+    monkeypatch.setattr(RangeReader, "__init__",
+                        lambda self, container: readers.append(container) or init(self, container))
     blobs.range_reader.cache_clear()
 
     rows = [row.number for chunk in chunks for row in read_chunk(segments_container, chunk)]
