@@ -22,6 +22,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ContentSettings
 
+from . import blobhttp
+
 JSON_CONTENT = ContentSettings(content_type="application/json")
 
 
@@ -139,10 +141,10 @@ def read(container: ContainerClient, name: str) -> Stored | None:
     """The blob's bytes and ETag, or None when it does not exist."""
     with io_call("read", _target(container, name)):
         try:
-            download = container.get_blob_client(name).download_blob()
-            return Stored(download.readall(), download.properties.etag)
+            got = blobhttp.reader(container).get(name)
         except ResourceNotFoundError:
             return None
+    return Stored(got.data, got.etag)
 
 
 def read_json(container: ContainerClient, name: str) -> tuple[Any, str] | None:

@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import lru_cache
 
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
+from .. import blobhttp
 from ..csvscan import CsvFormat, CsvScanError, CsvScanner, ReadFn
 from .model import SegmentChangedError, SegmentError
-from .ranges import RangeReader
 
 
 def blob_reader(container: ContainerClient, blob: str, etag: str) -> ReadFn:
     """Ranged reads of one blob version: a replaced or deleted blob raises SegmentChangedError."""
-    reader = range_reader(container)
+    reader = blobhttp.reader(container)
 
     def read(offset: int, length: int) -> bytes:
         if length <= 0:
             return b""
         try:
-            return reader.read(blob, etag, offset, length)
+            return reader.get(blob, etag=etag, offset=offset, length=length).data
         except ResourceModifiedError:
             raise SegmentChangedError(
                 f"blob {blob} was replaced or deleted after it was planned (ETag {etag} no longer matches): "
@@ -32,12 +31,6 @@ def blob_reader(container: ContainerClient, blob: str, etag: str) -> ReadFn:
             raise SegmentChangedError(f"blob {blob} was deleted after it was planned") from None
 
     return read
-
-
-@lru_cache(maxsize=32)
-def range_reader(container: ContainerClient) -> RangeReader:
-    """One reader per container client (the workers keep one of those per account and container)."""
-    return RangeReader(container)
 
 
 class ReadAhead:

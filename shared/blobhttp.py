@@ -1,14 +1,15 @@
-"""Ranged GETs of blob versions, sent straight over HTTP: the one storage call of every chunk.
+"""Blob reads sent straight over HTTP: the storage call the app makes most, at a third of its cost.
 
-A chunk is one ranged GET of about 150 KB. Through the SDK's blob client (its pipeline of policies,
-`requests`, and the generated operation parsing some 50 response headers into a model) that GET took
-about 3 ms of CPU, a quarter of a chunk's read and map; over a pooled urllib3 connection it takes
-about 1 ms. So this one request is sent here, and every other storage call stays with the SDK.
+Every chunk is one ranged GET of about 150 KB, and every step of a run reads its state blobs (the run,
+its claims, the connection's batch board) several times. Through the SDK's blob client (its pipeline
+of policies, `requests`, and the generated operation parsing some 50 response headers into a model) a
+GET took about 3 ms of CPU, a quarter of a chunk's read and map; over a pooled urllib3 connection it
+takes about 1 ms. So reads are sent here, and writes, listings and the rest stay with the SDK.
 
-It authenticates as the container client it is made from: with the account key of a connection string
-(Shared Key, signed below as the REST reference specifies), with a token of the client's identity
-(HTTPS only), or with a SAS the client's URL already carries. Errors are azure-core's, as the SDK's
-would be, and name the blob and range, never the URL's query.
+A reader authenticates as the container client it is made from: with the account key of a connection
+string (Shared Key, signed below as the REST reference specifies), with a token of the client's
+identity (HTTPS only), or with a SAS the client's URL already carries. Errors are azure-core's, chosen
+by status as the SDK chooses them, and name the blob, never the URL's query.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import hashlib
 import hmac
 import threading
 import time
+from dataclasses import dataclass
 from email.utils import formatdate
 from functools import lru_cache
 from typing import Callable
@@ -24,11 +26,11 @@ from urllib.parse import quote, urlsplit
 
 import urllib3
 from azure.core.exceptions import (
-    HttpResponseError, ResourceModifiedError, ResourceNotFoundError, ServiceRequestError,
+    ClientAuthenticationError, HttpResponseError, ResourceModifiedError, ResourceNotFoundError, ServiceRequestError,
 )
 from azure.storage.blob import ContainerClient
 
-from ..environment import http_environment
+from .environment import http_environment
 
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 TOKEN_REFRESH_SECONDS = 300  # a token is renewed this long before it expires
@@ -39,6 +41,9 @@ RETRY = urllib3.Retry(
     allowed_methods=frozenset({"GET"}), raise_on_status=False, respect_retry_after_header=True,
 )
 TIMEOUT = urllib3.Timeout(connect=20, read=60)  # the SDK's defaults
+# Kept connections per host: more than the threads that read at once (a worker's invocations, the
+# finishing step's change-log readers), or urllib3 would drop and warn about the ones above it.
+MAX_CONNECTIONS = 32
 
 # Shared Key: the standard headers signed, in order, before the canonicalized x-ms-* headers.
 _SIGNED_HEADERS = (
@@ -49,8 +54,16 @@ _SIGNED_HEADERS = (
 Authorize = Callable[[dict, str], None]  # adds the credential to a request's headers, given its URL path
 
 
-class RangeReader:
-    """Ranged GETs of the blobs of one container, authenticated as `container` is. Thread-safe."""
+@dataclass(frozen=True)
+class Got:
+    """A blob's bytes as read, and the ETag of the version they are of."""
+
+    data: bytes
+    etag: str
+
+
+class BlobReader:
+    """GETs of the blobs of one container, authenticated as `container` is. Thread-safe."""
 
     def __init__(self, container: ContainerClient):
         url = urlsplit(container.url)
@@ -60,15 +73,19 @@ class RangeReader:
         self._authorize, query = authorizer(container.credential, container.account_name, url.scheme)
         query = query or url.query
         self._query = f"?{query}" if query else ""
-        self._pool = _pool(container.url)
+        self._pool = _pool(self._origin)
 
-    def read(self, blob: str, etag: str, offset: int, length: int) -> bytes:
-        """Bytes [offset, offset + length) of `blob` as long as its ETag is `etag`: ResourceModifiedError
-        once it is replaced, ResourceNotFoundError once it is deleted."""
-        where = f"blob {blob} bytes {offset}-{offset + length - 1}"
+    def get(self, blob: str, *, etag: str | None = None, offset: int = 0, length: int | None = None) -> Got:
+        """The blob, or `length` bytes of it from `offset`; with `etag`, only while it is that version
+        (ResourceModifiedError once it was replaced). ResourceNotFoundError when it does not exist."""
+        headers = {"x-ms-date": formatdate(usegmt=True), "x-ms-version": self._version}
+        where = f"blob {blob}"
+        if length is not None:
+            headers["x-ms-range"] = f"bytes={offset}-{offset + length - 1}"
+            where += f" bytes {offset}-{offset + length - 1}"
+        if etag is not None:
+            headers["If-Match"] = etag
         path = self._path + quote(blob, safe="/~")
-        headers = {"If-Match": etag, "x-ms-date": formatdate(usegmt=True),
-                   "x-ms-range": f"bytes={offset}-{offset + length - 1}", "x-ms-version": self._version}
         self._authorize(headers, path)
         try:
             response = self._pool.request("GET", self._origin + path + self._query, headers=headers, retries=RETRY,
@@ -77,13 +94,21 @@ class RangeReader:
             reason = getattr(err, "reason", None) or err
             raise ServiceRequestError(f"{where}: no answer ({type(reason).__name__})") from None
         if response.status in (200, 206):
-            return response.data
+            return Got(response.data, response.headers["ETag"])
         code = response.headers.get("x-ms-error-code") or response.reason
-        if response.status == 412:
-            raise ResourceModifiedError(f"{where}: the ETag no longer matches ({code})")
-        if response.status == 404:
-            raise ResourceNotFoundError(f"{where}: not found ({code})")
-        raise HttpResponseError(f"{where}: HTTP {response.status} ({code})")
+        error = _ERRORS.get(response.status, HttpResponseError)
+        raise error(f"{where}: HTTP {response.status} ({code})")
+
+
+# As azure-core's map_error and the storage SDK choose them for a GET.
+_ERRORS = {401: ClientAuthenticationError, 403: ClientAuthenticationError, 404: ResourceNotFoundError,
+           412: ResourceModifiedError}
+
+
+@lru_cache(maxsize=64)
+def reader(container: ContainerClient) -> BlobReader:
+    """One reader per container client (the app keeps one of those per account and container)."""
+    return BlobReader(container)
 
 
 def authorizer(credential, account_name: str, scheme: str) -> tuple[Authorize, str]:
@@ -141,14 +166,14 @@ class _Bearer:
 
 
 @lru_cache(maxsize=8)
-def _pool(url: str) -> urllib3.PoolManager:
-    """Connections to the account of `url`, with the environment's proxy and CA bundle; kept per process,
-    so the workers' threads share warm connections."""
-    environment = http_environment(url)
+def _pool(origin: str) -> urllib3.PoolManager:
+    """Connections to the storage service at `origin`, with the environment's proxy and CA bundle; kept
+    per process, so the workers' threads share warm connections."""
+    environment = http_environment(origin)
     verify = environment.verify
     tls = ({"cert_reqs": "CERT_NONE"} if verify is False
            else {"ca_certs": verify} if isinstance(verify, str) else {})
-    proxy = environment.proxies.get(urlsplit(url).scheme)
+    proxy = environment.proxies.get(urlsplit(origin).scheme)
     if proxy:
-        return urllib3.ProxyManager(proxy, maxsize=8, **tls)
-    return urllib3.PoolManager(maxsize=8, **tls)
+        return urllib3.ProxyManager(proxy, maxsize=MAX_CONNECTIONS, **tls)
+    return urllib3.PoolManager(maxsize=MAX_CONNECTIONS, **tls)
