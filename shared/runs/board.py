@@ -50,6 +50,11 @@ BUSY_READ_SECONDS = 60.0  # at most between reads while batches are still being 
 # the batches the other deliveries create meanwhile (4-10 workers, 10 batches each). Fewer reads leave
 # more of the budget to upserts: a 200,000-contact run read 21 times 15 s apart, 10-11 times this way.
 READ_FILL = 200
+# ... and once this many are wanted by a chunk in its run's tail (finisher.in_tail): a read by a full page
+# just before the last upsert settled about 20 chunks at once, whose finishing work (0.35-0.5 s each on
+# 4 workers) came after the last upsert and held back the last chunk's own look again. A few more reads
+# (about 4 in a run's last 32 chunks) leave about 5 chunks to settle at its end.
+TAIL_READ_FILL = 50
 IDLE_READ_SECONDS = 1.0  # between reads once no chunk is creating batches
 TAG_READ_SECONDS = 3.0  # between reads while batches of a chunk that will tag are wanted, at 400/min
 MIN_TAG_READ_SECONDS = 0.5  # ... on any budget
@@ -118,14 +123,16 @@ class ReadPace:
     fill: int = READ_FILL  # wanted batches that make a read due at once
 
     @classmethod
-    def of(cls, budget: Budget) -> "ReadPace":
+    def of(cls, budget: Budget, *, tail: bool = False) -> "ReadPace":
         """The pace for a connection's general budget: a read costs a larger share of a smaller
         budget (busy reads 60 s apart at 400/min, 4 s at 6,000/min). A budget over a shorter window
-        (a benchmark compressing Omnisend's minute) is a faster rate, so its reads come sooner too."""
+        (a benchmark compressing Omnisend's minute) is a faster rate, so its reads come sooner too.
+        `tail`: for a chunk in its run's tail, reads by TAIL_READ_FILL batches."""
         per_minute = budget.requests_per_window * 60.0 / budget.window_seconds
         share = 400.0 / max(1.0, per_minute)
         return cls(busy=min(BUSY_READ_SECONDS, max(IDLE_READ_SECONDS, BUSY_READ_SECONDS * share)),
-                   tagging=min(TAG_READ_SECONDS, max(MIN_TAG_READ_SECONDS, TAG_READ_SECONDS * share)))
+                   tagging=min(TAG_READ_SECONDS, max(MIN_TAG_READ_SECONDS, TAG_READ_SECONDS * share)),
+                   fill=TAIL_READ_FILL if tail else READ_FILL)
 
 
 def next_read(board: Board, now: float, pace: ReadPace = ReadPace()) -> float:

@@ -98,18 +98,21 @@ def advance(run: Run, by: str, now: str) -> None:
 
 # A run with this few chunks left to count is in its tail, where a waiting chunk looks again within a
 # second: the board reads once a second when no chunk creates batches, and the run's end waits for the
-# last chunks (the board's own look-again, up to board.MAX_WAIT_SECONDS, suits the run's middle). The
-# board reads once board.READ_FILL batches are wanted, so about 20 chunks of 10 batches wait for a read
-# when the last ones upsert: all of them are in the tail.
+# last chunks (the board's own look-again, up to board.MAX_WAIT_SECONDS, suits the run's middle). Its
+# chunks also ask the board to read by a smaller page (board.TAIL_READ_FILL), so that few of them are
+# left to settle, and finish, after the last upsert.
 TAIL_CHUNKS = 32
 TAIL_WAIT_SECONDS = 1.0
 
 
+def in_tail(run: Run) -> bool:
+    """The run has opened its last wave and has at most TAIL_CHUNKS chunks left to count."""
+    return run.planned and run.waves_opened == len(run.wave_sizes) and len(missing(run).chunks) <= TAIL_CHUNKS
+
+
 def look_again(run: Run, delay: float) -> float:
     """How soon a waiting chunk of `run` comes back, given the board's `delay`."""
-    if run.planned and run.waves_opened == len(run.wave_sizes) and len(missing(run).chunks) <= TAIL_CHUNKS:
-        return min(delay, TAIL_WAIT_SECONDS)
-    return delay
+    return min(delay, TAIL_WAIT_SECONDS) if in_tail(run) else delay
 
 
 def end(run: Run, status: RunStatus, error: str | None, now: str) -> None:

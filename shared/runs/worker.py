@@ -134,9 +134,9 @@ def process_chunk(settings: Settings, store: RunStore, message: ChunkMessage, me
 def _board(settings: Settings, store: RunStore, run: Run, message: ChunkMessage, connection: documents.Connection,
            owner: str) -> BatchBoard:
     """The chunk's view of its connection's batch board, with the connection's client. A chunk that
-    tags its contacts once its batches settle asks for reads sooner (board.ReadPace)."""
+    tags its contacts once its batches settle, and one in its run's tail, ask for reads sooner (board.ReadPace)."""
     return BatchBoard(store, connection.id, owner, clients.client_for(settings, connection),
-                      ReadPace.of(clients.budgets(connection)["general"]),
+                      ReadPace.of(clients.budgets(connection)["general"], tail=finisher.in_tail(run)),
                       urgent=run.export.tag_of(message.chunk.segment) is not None, chunk=(run.run_id, message.seq))
 
 

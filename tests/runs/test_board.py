@@ -45,6 +45,20 @@ def test_a_busy_read_is_due_once_the_wanted_batches_fill_a_page():
     assert not b.read_due(board, 102.5)  # one reader at a time
 
 
+def test_a_chunk_in_its_runs_tail_has_a_read_made_by_a_smaller_page():
+    # so that few chunks are left to settle, and finish, after the run's last upsert
+    tail = b.ReadPace.of(Budget(400), tail=True)
+    assert tail == b.ReadPace(fill=b.TAIL_READ_FILL) and b.TAIL_READ_FILL < b.READ_FILL
+    board = b.Board(read_at=100.0)
+    b.announce(board, "chunk-0", 40, now=100.0)
+    for n in range(b.TAIL_READ_FILL // 10):
+        b.register(board, f"chunk-{n + 1}", [f"{n}-{i}" for i in range(10)], now=101.0)
+    assert len(board.wanted) == b.TAIL_READ_FILL and b.busy(board, 102.0)
+    assert not b.read_due(board, 102.0) and b.read_due(board, 102.0, tail)
+    board.wanted.popitem()
+    assert not b.read_due(board, 102.0, tail)
+
+
 def test_reads_are_spaced_less_on_a_larger_budget_or_a_shorter_window():
     assert b.ReadPace.of(Budget(400)) == b.ReadPace()
     assert b.ReadPace.of(Budget(800)).busy == b.BUSY_READ_SECONDS / 2

@@ -118,15 +118,19 @@ def test_a_waiting_chunk_looks_again_within_a_second_in_the_runs_tail_only():
     finisher.record_plan(run, a_plan(tail + 4, 3, sequential=True), "me", NOW)
     counted(run, *range(tail + 2))
     assert finisher.look_again(run, 4.0) == 4.0  # 2 chunks left in this wave, but a later one is to open
+    assert not finisher.in_tail(run)
     counted(run, tail + 2, tail + 3)
     assert run.waves_opened == 2 and finisher.look_again(run, 4.0) == 1.0  # 3 chunks left, the last wave
+    assert finisher.in_tail(run)
     assert finisher.look_again(run, 0.5) == 0.5  # never later than the board asks
 
     run = a_run(tag_contacts=False)
     finisher.record_plan(run, a_plan(tail + 5, sequential=False), "me", NOW)
     counted(run, *range(4))
     assert finisher.look_again(run, 4.0) == 4.0  # one chunk more than the tail left
+    assert not finisher.in_tail(run)
     counted(run, 4)
+    assert finisher.in_tail(run)
     assert finisher.look_again(run, 4.0) == finisher.TAIL_WAIT_SECONDS
 
 
