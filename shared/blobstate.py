@@ -141,7 +141,7 @@ def read(container: ContainerClient, name: str) -> Stored | None:
     """The blob's bytes and ETag, or None when it does not exist."""
     with io_call("read", _target(container, name)):
         try:
-            got = blobhttp.reader(container).get(name)
+            got = blobhttp.for_container(container).get(name)
         except ResourceNotFoundError:
             return None
     return Stored(got.data, got.etag)
@@ -170,17 +170,14 @@ def write(container: ContainerClient, name: str, data: bytes | str, *, if_match:
     only if unchanged since read (`if_match`). ConflictError when the condition failed."""
     if create_only and if_match:
         raise ValueError("a write is either create-only or if-match, not both")
-    blob = container.get_blob_client(name)
-    options: dict[str, Any] = {"content_settings": content_settings, "metadata": metadata}
-    if create_only:
-        options["overwrite"] = False
-    else:
-        options["overwrite"] = True
-        if if_match:
-            options.update(etag=if_match, match_condition=MatchConditions.IfNotModified)
+    body = data.encode() if isinstance(data, str) else data
+    content_type = content_settings.content_type if content_settings else None
     with io_call("write", _target(container, name)):
         try:
-            return blob.upload_blob(data, **options)["etag"]
+            if len(body) > SINGLE_PUT_BYTES:
+                return _staged_write(container, name, body, if_match, create_only, content_settings, metadata)
+            return blobhttp.for_container(container).put(name, body, if_match=if_match, create_only=create_only,
+                                                         content_type=content_type, metadata=metadata)
         except ResourceExistsError:
             raise ConflictError(name, "exists") from None
         except ResourceModifiedError:
@@ -189,6 +186,19 @@ def write(container: ContainerClient, name: str, data: bytes | str, *, if_match:
             if if_match:  # replaced a blob that was deleted since it was read
                 raise ConflictError(name, "missing") from None
             raise
+
+
+# Bodies up to this size go in one PUT (the SDK's own single-upload limit); larger ones through the
+# SDK's staged blocks.
+SINGLE_PUT_BYTES = 64 * 1024 * 1024
+
+
+def _staged_write(container: ContainerClient, name: str, body: bytes, if_match: str | None, create_only: bool,
+                  content_settings: ContentSettings | None, metadata: dict[str, str] | None) -> str:
+    options: dict[str, Any] = {"content_settings": content_settings, "metadata": metadata, "overwrite": not create_only}
+    if if_match:
+        options.update(etag=if_match, match_condition=MatchConditions.IfNotModified)
+    return container.get_blob_client(name).upload_blob(body, **options)["etag"]
 
 
 def write_json(container: ContainerClient, name: str, value: Any, *, if_match: str | None = None,

@@ -15,7 +15,7 @@ from .model import SegmentChangedError, SegmentError
 
 def blob_reader(container: ContainerClient, blob: str, etag: str) -> ReadFn:
     """Ranged reads of one blob version: a replaced or deleted blob raises SegmentChangedError."""
-    reader = blobhttp.reader(container)
+    reader = blobhttp.for_container(container)
 
     def read(offset: int, length: int) -> bytes:
         if length <= 0:

@@ -68,18 +68,18 @@ def test_a_chunk_travels_as_a_small_json_message_and_is_read_alone(segments_cont
     assert [row.number for row in read_chunk(segments_container, chunk)] == list(range(21, 31))
 
 
-def test_chunk_reads_share_one_blob_reader_and_build_no_blob_client(segments_container, ci_export, monkeypatch):
-    # A chunk is one ranged GET, sent by the container's blob reader: no SDK blob client (building one
+def test_chunk_reads_share_one_http_client_and_build_no_blob_client(segments_container, ci_export, monkeypatch):
+    # A chunk is one ranged GET, sent by the container's blobhttp client: no SDK blob client (building one
     # was a fifth of a chunk read's CPU), and no reader built per chunk.
     ci_export({"Shared": generate_profiles(40, seed=5)}, partitions=2, when=T1433)
     chunks = list(plan_chunks(segments_container, get_segment(segments_container, "Shared"), 10))
     built = []
     monkeypatch.setattr(ContainerClient, "get_blob_client", lambda *args, **kwargs: built.append(args))
     readers = []
-    init = blobhttp.BlobReader.__init__
-    monkeypatch.setattr(blobhttp.BlobReader, "__init__",
+    init = blobhttp.BlobHttp.__init__
+    monkeypatch.setattr(blobhttp.BlobHttp, "__init__",
                         lambda self, container: readers.append(container) or init(self, container))
-    blobhttp.reader.cache_clear()
+    blobhttp.for_container.cache_clear()
 
     rows = [row.number for chunk in chunks for row in read_chunk(segments_container, chunk)]
 
