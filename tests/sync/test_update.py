@@ -91,6 +91,9 @@ def test_bad_changes(vip_state):
         after(vip_state, vip_state.tags, [ContactChange(email_key("n@example.com"), fingerprint=1)])
     with pytest.raises(ChangeError, match="does not have that key"):
         after(vip_state, vip_state.tags, [ContactChange(email_key("n@example.com"), fingerprint=1, email="m@example.com")])
+    too_long = "n" * 0x10000 + "@example.com"
+    with pytest.raises(ChangeError, match=f"an email of {len(too_long)} bytes cannot be stored"):
+        after(vip_state, vip_state.tags, [ContactChange(email_key(too_long), fingerprint=1, email=too_long)])
     with pytest.raises(ChangeError, match="ascending key order"):
         next_state(vip_state, vip_state.tags, [ContactChange(5, tagged=1), ContactChange(4, tagged=1)],
                    run_id="r", written_at="")
