@@ -52,8 +52,8 @@ BUSY_READ_SECONDS = 60.0  # at most between reads while batches are still being 
 READ_FILL = 200
 # ... and once this many are wanted by a chunk in its run's tail (finisher.in_tail): a read by a full page
 # just before the last upsert settled about 20 chunks at once, whose finishing work (0.35-0.5 s each on
-# 4 workers) came after the last upsert and held back the last chunk's own look again. A few more reads
-# (about 4 in a run's last 32 chunks) leave about 5 chunks to settle at its end.
+# 4 workers) came after the last upsert and held back the last chunk's own look again. Two or three more
+# reads (13 in a 200,000-contact run) leave 4-6 chunks to settle at its end.
 TAIL_READ_FILL = 50
 IDLE_READ_SECONDS = 1.0  # between reads once no chunk is creating batches
 TAG_READ_SECONDS = 3.0  # between reads while batches of a chunk that will tag are wanted, at 400/min
