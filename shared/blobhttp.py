@@ -200,11 +200,4 @@ class _Bearer:
 def _pool(origin: str) -> urllib3.PoolManager:
     """Connections to the storage service at `origin`, with the environment's proxy and CA bundle; kept
     per process, so the workers' threads share warm connections."""
-    environment = http_environment(origin)
-    verify = environment.verify
-    tls = ({"cert_reqs": "CERT_NONE"} if verify is False
-           else {"ca_certs": verify} if isinstance(verify, str) else {})
-    proxy = environment.proxies.get(urlsplit(origin).scheme)
-    if proxy:
-        return urllib3.ProxyManager(proxy, maxsize=MAX_CONNECTIONS, **tls)
-    return urllib3.PoolManager(maxsize=MAX_CONNECTIONS, **tls)
+    return http_environment(origin).pool(urlsplit(origin).scheme, MAX_CONNECTIONS)

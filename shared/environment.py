@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 
 import requests
+import urllib3
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,15 @@ class HttpEnvironment:
         session.proxies.update(self.proxies)
         session.verify = self.verify
         return session
+
+    def pool(self, scheme: str, maxsize: int) -> urllib3.PoolManager:
+        """The same for a urllib3 pool of requests by `scheme` (a proxy manager when a proxy applies)."""
+        tls = ({"cert_reqs": "CERT_NONE"} if self.verify is False
+               else {"ca_certs": self.verify} if isinstance(self.verify, str) else {})
+        proxy = self.proxies.get(scheme)
+        if proxy:
+            return urllib3.ProxyManager(proxy, maxsize=maxsize, **tls)
+        return urllib3.PoolManager(maxsize=maxsize, **tls)
 
     def sdk_options(self) -> dict:
         """The same for an Azure SDK client (keyword arguments of its constructor)."""

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import requests
+import urllib3
 
 from shared import storage
-from shared.environment import http_environment
+from shared.environment import HttpEnvironment, http_environment
 from shared.omnisend import OmnisendClient
 from shared.ratelimit import SlidingWindowLimiter
 
@@ -41,3 +42,12 @@ def test_a_netrc_entry_never_replaces_a_request_s_credentials(monkeypatch, tmp_p
     trusting = requests.Session()  # what a session that reads the environment would send
     assert "Authorization" in trusting.prepare_request(
         requests.Request("GET", "https://api.omnisend.com/api/contacts")).headers
+
+
+def test_a_urllib3_pool_takes_the_same_proxy_and_ca_bundle():
+    proxied = HttpEnvironment({"https": "http://proxy.example:3128"}, "/etc/ca.pem").pool("https", 4)
+    assert isinstance(proxied, urllib3.ProxyManager) and proxied.proxy.host == "proxy.example"
+    assert proxied.connection_pool_kw["ca_certs"] == "/etc/ca.pem"
+    direct = HttpEnvironment({"https": "http://proxy.example:3128"}, False).pool("http", 4)
+    assert not isinstance(direct, urllib3.ProxyManager) and direct.connection_pool_kw["cert_reqs"] == "CERT_NONE"
+    assert direct.connection_pool_kw["maxsize"] == 4

@@ -28,6 +28,6 @@ def test_queue_clients_retry_as_soon(settings):
 
 
 def test_a_container_has_one_client_per_account(settings):
-    # so what is built from it (the segments' blob clients) is kept with it
+    # so what is built from it (its blobhttp client, shared/blobhttp.py) is kept with it
     assert storage.container(settings, "segments") is storage.container(settings, "segments")
     assert storage.container(settings, "segments") is not storage.container(settings, "export-state")

@@ -85,15 +85,19 @@ def _merge(prior: SyncState, prior_masks: array, info: StateInfo, changes: Itera
     add_key, add_fingerprint, add_mask, add_length, add_email = new.appenders()
     position = 0  # the first prior contact not yet copied
 
+    def copy_to(end: int) -> None:
+        """The new contacts gathered so far, then the prior ones before `end`."""
+        new.flush(builder)
+        if end > position:
+            data, lengths = emails.take(end - position)
+            builder.extend(keys[position:end], fingerprints[position:end], prior_masks[position:end], data, lengths)
+
     for change in changes:
         key = change.key
         i = bisect_left(keys, key, position)
         held = i < count and keys[i] == key
         if i > position or held:
-            new.flush(builder)
-            if i > position:
-                data, lengths = emails.take(i - position)
-                builder.extend(keys[position:i], fingerprints[position:i], prior_masks[position:i], data, lengths)
+            copy_to(i)
             position = i
         if held:
             mask = (prior_masks[i] | change.tagged) & ~change.untagged
@@ -117,10 +121,7 @@ def _merge(prior: SyncState, prior_masks: array, info: StateInfo, changes: Itera
         add_mask(mask)
         add_length(len(email))
         add_email(email)
-    new.flush(builder)
-    if count > position:
-        data, lengths = emails.take(count - position)
-        builder.extend(keys[position:], fingerprints[position:], prior_masks[position:], data, lengths)
+    copy_to(count)
     emails.check_complete()
     return builder.finish()
 

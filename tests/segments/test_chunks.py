@@ -9,12 +9,12 @@ import json
 import pytest
 from azure.storage.blob import ContainerClient
 
+from shared import blobhttp
 from shared.csvscan import CsvFormat, scan_bytes
 from shared.rejects import RejectReason, RowRejection
 from shared.segments import (
     Chunk, SegmentChangedError, SegmentError, check_chunk_size, get_segment, plan_chunks, read_chunk, rows_of,
 )
-from shared import blobhttp
 from shared.segments import chunks as chunks_module
 from tests.segments import T1433
 from tools.sample_export import generate_profiles
