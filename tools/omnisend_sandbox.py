@@ -20,6 +20,7 @@ import argparse
 import base64
 import copy
 import datetime as dt
+import gc
 import json
 import heapq
 import math
@@ -45,6 +46,12 @@ API_VERSION = "2026-03-15"
 CONTRACT_PATH = Path(__file__).resolve().parent.parent / "tests" / "contracts" / f"omnisend-{API_VERSION}.json"
 ALL_SCOPES = ("brands.read", "contacts.read", "contacts.write")
 MAX_BODY_BYTES = 1_000_000
+# The standalone server moves what it holds out of the cyclic garbage collector's reach this often
+# (gc.freeze). Its store (contacts, batches, the request log) only grows, and CPython runs a full
+# collection each time the objects it tracks grew by a quarter: in a 200,000-contact run those
+# collections stalled the server 0.2-1.05 s each, 25% further apart each time, and requests sent on
+# time reached the rate-limit count up to a second late, as Omnisend's servers do not make them.
+FREEZE_SECONDS = 1.0
 MAX_CONTACT_TAGS = 100
 PROBLEM_TYPE = "https://problems.omnisend.com/"
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
@@ -1386,7 +1393,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"state: http://127.0.0.1:{sandbox.port}/_sandbox/state   (Ctrl+C stops)", flush=True)
     try:
         while True:
-            time.sleep(3600)
+            time.sleep(FREEZE_SECONDS)
+            gc.freeze()  # see FREEZE_SECONDS
     except KeyboardInterrupt:
         pass
     finally:
