@@ -24,7 +24,7 @@ from azure.storage.blob import ContainerClient, ContentSettings
 
 from . import blobhttp
 
-JSON_CONTENT = ContentSettings(content_type="application/json")
+JSON_CONTENT = "application/json"
 
 
 # --------------------------------------------------------------------------- time
@@ -164,18 +164,17 @@ def stream(container: ContainerClient, name: str) -> Iterator[bytes] | None:
 
 
 def write(container: ContainerClient, name: str, data: bytes | str, *, if_match: str | None = None,
-          create_only: bool = False, content_settings: ContentSettings | None = None,
+          create_only: bool = False, content_type: str | None = None,
           metadata: dict[str, str] | None = None) -> str:
     """Write the blob and return its new ETag: unconditionally, only if absent (`create_only`), or
     only if unchanged since read (`if_match`). ConflictError when the condition failed."""
     if create_only and if_match:
         raise ValueError("a write is either create-only or if-match, not both")
     body = data.encode() if isinstance(data, str) else data
-    content_type = content_settings.content_type if content_settings else None
     with io_call("write", _target(container, name)):
         try:
             if len(body) > SINGLE_PUT_BYTES:
-                return _staged_write(container, name, body, if_match, create_only, content_settings, metadata)
+                return _staged_write(container, name, body, if_match, create_only, content_type, metadata)
             return blobhttp.for_container(container).put(name, body, if_match=if_match, create_only=create_only,
                                                          content_type=content_type, metadata=metadata)
         except ResourceExistsError:
@@ -194,8 +193,9 @@ SINGLE_PUT_BYTES = 64 * 1024 * 1024
 
 
 def _staged_write(container: ContainerClient, name: str, body: bytes, if_match: str | None, create_only: bool,
-                  content_settings: ContentSettings | None, metadata: dict[str, str] | None) -> str:
-    options: dict[str, Any] = {"content_settings": content_settings, "metadata": metadata, "overwrite": not create_only}
+                  content_type: str | None, metadata: dict[str, str] | None) -> str:
+    options: dict[str, Any] = {"content_settings": ContentSettings(content_type=content_type), "metadata": metadata,
+                               "overwrite": not create_only}
     if if_match:
         options.update(etag=if_match, match_condition=MatchConditions.IfNotModified)
     return container.get_blob_client(name).upload_blob(body, **options)["etag"]
@@ -205,7 +205,7 @@ def write_json(container: ContainerClient, name: str, value: Any, *, if_match: s
                create_only: bool = False, metadata: dict[str, str] | None = None) -> str:
     data = json.dumps(value, separators=(",", ":")).encode("utf-8")
     return write(container, name, data, if_match=if_match, create_only=create_only,
-                 content_settings=JSON_CONTENT, metadata=metadata)
+                 content_type=JSON_CONTENT, metadata=metadata)
 
 
 def delete(container: ContainerClient, name: str, *, if_match: str | None = None) -> bool:

@@ -308,7 +308,7 @@ class _Collection:
         data = json.dumps(document, indent=2, sort_keys=True).encode("utf-8")
         try:
             return blobstate.write(self._client(), name, data, if_match=if_match, create_only=if_match is None,
-                                   content_settings=blobstate.JSON_CONTENT)
+                                   content_type=blobstate.JSON_CONTENT)
         except blobstate.ConflictError as conflict:
             raise self._conflict(doc_id, conflict) from None
 

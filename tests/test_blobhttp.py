@@ -1,4 +1,4 @@
-"""Blob reads sent straight over HTTP (shared/blobhttp.py): signed as the SDK signs, checked by Azurite."""
+"""Blob reads and writes sent straight over HTTP (shared/blobhttp.py): signed as the SDK signs, checked by Azurite."""
 from __future__ import annotations
 
 import base64

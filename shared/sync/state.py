@@ -30,6 +30,12 @@ KIND = "state"
 _SECTIONS = ("keys", "fingerprints", "masks", "emailLengths", "emails")
 
 
+def check_email(key: int, email: bytes) -> None:
+    """An email the state can store: 1 to MAX_EMAIL_BYTES bytes (its length is a 16-bit column)."""
+    if not 0 < len(email) <= MAX_EMAIL_BYTES:
+        raise ChangeError(f"an email of {len(email)} bytes cannot be stored (key {key:#x})")
+
+
 def mask_width(tag_count: int) -> int:
     """Bytes a tag mask needs for `tag_count` tags."""
     if tag_count > MAX_TAGS:
@@ -274,8 +280,7 @@ class StateBuilder:
     def append(self, key: int, fingerprint: int, mask: int, email: bytes) -> None:
         if self.keys and key <= self.keys[-1]:
             raise ChangeError(f"contacts must come in strictly ascending key order ({key:#x} after {self.keys[-1]:#x})")
-        if not 0 < len(email) <= MAX_EMAIL_BYTES:
-            raise ChangeError(f"an email of {len(email)} bytes cannot be stored (key {key:#x})")
+        check_email(key, email)
         self.keys.append(key)
         self.fingerprints.append(fingerprint or NO_FINGERPRINT)
         self.masks.append(mask)

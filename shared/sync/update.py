@@ -25,7 +25,7 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 from ..mapping import email_key
 from .errors import ChangeError
 from .fingerprint import FINGERPRINT_SCHEME, NO_FINGERPRINT
-from .state import MAX_EMAIL_BYTES, MAX_TAGS, StateBuilder, StateInfo, SyncState, empty_masks, mask_width
+from .state import MAX_TAGS, StateBuilder, StateInfo, SyncState, check_email, empty_masks, mask_width
 
 
 class ContactChange(NamedTuple):
@@ -114,8 +114,7 @@ def _merge(prior: SyncState, prior_masks: array, info: StateInfo, changes: Itera
         if email_key(change.email) != key:
             raise ChangeError(f"the email of contact {key:#x} does not have that key")
         email = change.email.encode()
-        if len(email) > MAX_EMAIL_BYTES:
-            raise ChangeError(f"an email of {len(email)} bytes cannot be stored (key {key:#x})")
+        check_email(key, email)  # as StateBuilder.append would
         add_key(key)
         add_fingerprint(change.fingerprint)
         add_mask(mask)
